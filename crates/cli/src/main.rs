@@ -1,0 +1,117 @@
+//! `fjord`: the Fjord command line.
+//!
+//! `fjord broker` runs a broker. With no arguments it starts a single node on
+//! 127.0.0.1:9092 keeping its data in `./fjord-data`; `--config server.properties` and
+//! `--override key=value` take Kafka's configuration keys, as `kafka-server-start` does.
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "fjord", version, about = "Fjord: a Kafka-compatible event streaming platform")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a broker (single node by default: 127.0.0.1:9092, data in ./fjord-data).
+    Broker {
+        /// A Kafka-style server.properties file.
+        #[arg(long, short = 'c', value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// The properties file, positionally, as kafka-server-start takes it.
+        #[arg(value_name = "server.properties", conflicts_with = "config")]
+        config_positional: Option<PathBuf>,
+        /// Override a configuration key, e.g. --override log.dirs=/var/lib/fjord (repeatable).
+        #[arg(long = "override", value_name = "KEY=VALUE")]
+        overrides: Vec<String>,
+    },
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("FJORD_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging();
+    match cli.command {
+        Command::Broker { config, config_positional, overrides } => {
+            run_broker(config.or(config_positional), overrides)
+        }
+    }
+}
+
+fn run_broker(config_file: Option<PathBuf>, overrides: Vec<String>) -> ExitCode {
+    let text = match &config_file {
+        Some(path) => match std::fs::read_to_string(path) {
+            Ok(t) => Some(t),
+            Err(e) => {
+                eprintln!("fjord: cannot read config file {}: {e}", path.display());
+                return ExitCode::from(2);
+            }
+        },
+        None => None,
+    };
+    let config = match fjord_broker::BrokerConfig::from_sources(text.as_deref(), &overrides) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("fjord: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("fjord: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async move {
+        let broker = match fjord_broker::Broker::open(config) {
+            Ok(b) => b,
+            Err(e) => {
+                eprintln!("fjord: cannot start broker: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        let running = match broker.serve().await {
+            Ok(r) => r,
+            Err(e) => {
+                eprintln!("fjord: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        wait_for_signal().await;
+        tracing::info!("shutting down");
+        running.shutdown().await;
+        ExitCode::SUCCESS
+    })
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
