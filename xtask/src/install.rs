@@ -184,7 +184,8 @@ fn working_kcat() -> Option<(PathBuf, String)> {
 // Python virtualenv with confluent-kafka and kafka-python
 
 /// Imports both clients (so a broken install is noticed) and prints their distribution versions.
-const PYTHON_PROBE: &str = "import confluent_kafka, kafka; from importlib.metadata import version; \
+const PYTHON_PROBE: &str =
+    "import confluent_kafka, kafka; from importlib.metadata import version; \
      print(version('confluent-kafka'), version('kafka-python'))";
 
 fn ensure_venv(apt: &mut Apt, venv: &Path) -> Result<PathBuf, String> {

@@ -9,7 +9,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "fjord", version, about = "Fjord: a Kafka-compatible event streaming platform")]
+#[command(
+    name = "fjord",
+    version,
+    about = "Fjord: a Kafka-compatible event streaming platform"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -34,16 +38,21 @@ enum Command {
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("FJORD_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging();
     match cli.command {
-        Command::Broker { config, config_positional, overrides } => {
-            run_broker(config.or(config_positional), overrides)
-        }
+        Command::Broker {
+            config,
+            config_positional,
+            overrides,
+        } => run_broker(config.or(config_positional), overrides),
     }
 }
 
@@ -65,7 +74,10 @@ fn run_broker(config_file: Option<PathBuf>, overrides: Vec<String>) -> ExitCode 
             return ExitCode::from(2);
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("fjord: cannot start the async runtime: {e}");

@@ -31,7 +31,9 @@ pub struct ManualClock {
 impl ManualClock {
     /// A clock that reads `start_ms` until advanced.
     pub fn new(start_ms: i64) -> Self {
-        Self { now: Arc::new(AtomicI64::new(start_ms)) }
+        Self {
+            now: Arc::new(AtomicI64::new(start_ms)),
+        }
     }
 
     /// Moves the clock forward by `ms`.

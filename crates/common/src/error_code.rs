@@ -635,7 +635,10 @@ mod tests {
         assert_eq!(ErrorCode::OutOfOrderSequenceNumber.code(), 45);
         assert_eq!(ErrorCode::FencedLeaderEpoch.code(), 74);
         assert_eq!(ErrorCode::MemberIdRequired.code(), 79);
-        assert_eq!(ErrorCode::NotLeaderOrFollower.name(), "NOT_LEADER_OR_FOLLOWER");
+        assert_eq!(
+            ErrorCode::NotLeaderOrFollower.name(),
+            "NOT_LEADER_OR_FOLLOWER"
+        );
         assert!(!ErrorCode::InvalidConfig.is_retriable());
     }
 }

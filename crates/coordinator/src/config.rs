@@ -13,8 +13,8 @@ pub struct GroupConfig {
     pub initial_rebalance_delay_ms: i32,
     /// `group.max.size`: the most members a classic group may have.
     pub max_size: i32,
-    /// How long a new member's pending JoinGroup may wait before it is dropped
-    /// (Kafka's `group.coordinator.new.member.join.timeout.ms`, 5 minutes).
+    /// How long a new member's parked JoinGroup may wait before the member is dropped (a
+    /// fixed 5 minutes in Kafka, `NewMemberJoinTimeoutMs`; not a broker config there).
     pub new_member_join_timeout_ms: i32,
     /// `offsets.retention.minutes`, in ms: how long offsets of an empty group are kept.
     pub offsets_retention_ms: i64,

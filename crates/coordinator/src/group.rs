@@ -957,3 +957,94 @@ pub(crate) fn parse_subscription_topics(metadata: &[u8]) -> Option<Vec<String>> 
             .collect(),
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn subscription(topics: &[&str]) -> Vec<u8> {
+        let mut v = vec![0, 1]; // version 1: the v0 prefix is all that is read
+        v.extend_from_slice(&(topics.len() as i32).to_be_bytes());
+        for t in topics {
+            v.extend_from_slice(&(t.len() as i16).to_be_bytes());
+            v.extend_from_slice(t.as_bytes());
+        }
+        v.extend_from_slice(&(-1i32).to_be_bytes()); // null user data
+        v.extend_from_slice(&0i32.to_be_bytes()); // v1 owned partitions, ignored
+        v
+    }
+
+    #[test]
+    fn subscriptions_parse_and_garbage_does_not() {
+        assert_eq!(
+            parse_subscription_topics(&subscription(&["a", "b"])),
+            Some(vec!["a".to_owned(), "b".to_owned()])
+        );
+        assert_eq!(parse_subscription_topics(b""), None);
+        assert_eq!(parse_subscription_topics(b"\x00"), None);
+        // Negative version.
+        let mut bad = subscription(&["a"]);
+        bad[0] = 0xff;
+        assert_eq!(parse_subscription_topics(&bad), None);
+        // A topic count far larger than the bytes: refused before any allocation.
+        let mut huge = vec![0, 0];
+        huge.extend_from_slice(&i32::MAX.to_be_bytes());
+        huge.extend_from_slice(&[0; 16]);
+        assert_eq!(parse_subscription_topics(&huge), None);
+        // Truncated and non-UTF-8 topics.
+        let ok = subscription(&["topic"]);
+        for cut in 0..ok.len() - 8 {
+            assert_eq!(parse_subscription_topics(&ok[..cut]), None, "cut at {cut}");
+        }
+        let mut latin1 = subscription(&["t\u{e9}"]);
+        let at = latin1.iter().position(|b| *b == 0xc3).unwrap();
+        latin1[at] = 0xe9;
+        assert_eq!(parse_subscription_topics(&latin1), None);
+        for seed in 0u32..2_000 {
+            let garbage: Vec<u8> = (0..(seed % 40))
+                .map(|i| (seed.wrapping_mul(2_654_435_761).rotate_left(i) & 0xff) as u8)
+                .collect();
+            let _ = parse_subscription_topics(&garbage);
+        }
+    }
+
+    fn member(id: &str, seq: u64, protocols: &[&str]) -> Member {
+        Member {
+            id: id.to_owned(),
+            group_instance_id: None,
+            client_id: "c".to_owned(),
+            client_host: "/h".to_owned(),
+            rebalance_timeout_ms: 1000,
+            session_timeout_ms: 1000,
+            protocol_type: "consumer".to_owned(),
+            protocols: protocols
+                .iter()
+                .map(|p| ((*p).to_owned(), Bytes::new()))
+                .collect(),
+            assignment: Bytes::new(),
+            awaiting_join: None,
+            awaiting_sync: None,
+            is_new: false,
+            heartbeat_deadline: None,
+            seq,
+        }
+    }
+
+    #[test]
+    fn protocol_vote() {
+        let mut g = Group::new("g".into(), 0, None);
+        g.add_member(member("a", 0, &["range", "roundrobin"]));
+        g.add_member(member("b", 1, &["roundrobin", "range"]));
+        // One vote each: the first protocol voted for (in join order) wins the tie.
+        assert_eq!(g.select_protocol().as_deref(), Some("range"));
+        g.add_member(member("c", 2, &["roundrobin", "range", "sticky"]));
+        assert_eq!(g.select_protocol().as_deref(), Some("roundrobin"));
+        g.add_member(member("d", 3, &["sticky", "range"]));
+        // roundrobin is no longer supported by everyone.
+        assert_eq!(g.select_protocol().as_deref(), Some("range"));
+        g.state = GroupState::Stable;
+        assert!(g.supports_protocols("consumer", &[("range".into(), Bytes::new())]));
+        assert!(!g.supports_protocols("consumer", &[("sticky".into(), Bytes::new())]));
+        assert!(!g.supports_protocols("connect", &[("range".into(), Bytes::new())]));
+    }
+}

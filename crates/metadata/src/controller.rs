@@ -35,7 +35,10 @@ pub struct ApiError {
 impl ApiError {
     /// Builds an error.
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        ApiError { code, message: message.into() }
+        ApiError {
+            code,
+            message: message.into(),
+        }
     }
 }
 
@@ -66,7 +69,12 @@ pub struct CreateTopic {
 impl CreateTopic {
     /// A topic with default partitions and replication and no configs.
     pub fn new(name: impl Into<String>) -> Self {
-        CreateTopic { name: name.into(), num_partitions: -1, replication_factor: -1, ..Default::default() }
+        CreateTopic {
+            name: name.into(),
+            num_partitions: -1,
+            replication_factor: -1,
+            ..Default::default()
+        }
     }
 }
 
@@ -97,7 +105,10 @@ pub fn validate_topic_name(name: &str) -> Result<(), ApiError> {
             "Topic name is illegal, it can't be longer than {MAX_TOPIC_NAME_LEN} characters, topic name: {name}"
         ));
     }
-    if !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-') {
+    if !name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-')
+    {
         return invalid(format!(
             "Topic name \"{name}\" is illegal, it contains a character other than ASCII alphanumerics, '.', '_' and '-'"
         ));
@@ -110,9 +121,18 @@ fn collision_key(name: &str) -> String {
 }
 
 /// Spreads replicas round-robin over `brokers`, starting at `start` so leaders are balanced.
-pub fn assign_replicas(brokers: &[i32], partitions: std::ops::Range<i32>, rf: usize, start: usize) -> Vec<Vec<i32>> {
+pub fn assign_replicas(
+    brokers: &[i32],
+    partitions: std::ops::Range<i32>,
+    rf: usize,
+    start: usize,
+) -> Vec<Vec<i32>> {
     partitions
-        .map(|p| (0..rf).map(|i| brokers[(start + p as usize + i) % brokers.len()]).collect())
+        .map(|p| {
+            (0..rf)
+                .map(|i| brokers[(start + p as usize + i) % brokers.len()])
+                .collect()
+        })
         .collect()
 }
 
@@ -130,7 +150,11 @@ pub fn create_topics(
     let mut seen = BTreeSet::new();
     let duplicates: BTreeSet<String> = {
         let mut names = BTreeSet::new();
-        topics.iter().filter(|t| !names.insert(t.name.clone())).map(|t| t.name.clone()).collect()
+        topics
+            .iter()
+            .filter(|t| !names.insert(t.name.clone()))
+            .map(|t| t.name.clone())
+            .collect()
     };
     let existing_keys: BTreeSet<String> = image.topics().map(|t| collision_key(&t.name)).collect();
     for topic in topics {
@@ -139,12 +163,22 @@ pub fn create_topics(
             if seen.insert(name.clone()) {
                 response.push((
                     name.clone(),
-                    Err(ApiError::new(ErrorCode::InvalidRequest, format!("Found multiple entries for topic {name}"))),
+                    Err(ApiError::new(
+                        ErrorCode::InvalidRequest,
+                        format!("Found multiple entries for topic {name}"),
+                    )),
                 ));
             }
             continue;
         }
-        let result = plan_topic(image, brokers, defaults, validate_config, &topic, &existing_keys);
+        let result = plan_topic(
+            image,
+            brokers,
+            defaults,
+            validate_config,
+            &topic,
+            &existing_keys,
+        );
         match result {
             Ok((created, topic_records)) => {
                 if !validate_only {
@@ -183,7 +217,8 @@ fn plan_topic(
         ));
     }
     for (key, value) in &topic.configs {
-        validate_config(key, value).map_err(|reason| ApiError::new(ErrorCode::InvalidConfig, reason))?;
+        validate_config(key, value)
+            .map_err(|reason| ApiError::new(ErrorCode::InvalidConfig, reason))?;
     }
     let replicas: Vec<Vec<i32>> = if !topic.assignments.is_empty() {
         if topic.num_partitions != -1 || topic.replication_factor != -1 {
@@ -195,10 +230,16 @@ fn plan_topic(
         let mut out = Vec::new();
         for (i, (index, nodes)) in topic.assignments.iter().enumerate() {
             if *index != i as i32 {
-                return Err(ApiError::new(ErrorCode::InvalidReplicaAssignment, "Partitions must be numbered 0..n without gaps"));
+                return Err(ApiError::new(
+                    ErrorCode::InvalidReplicaAssignment,
+                    "Partitions must be numbered 0..n without gaps",
+                ));
             }
             let unique: BTreeSet<_> = nodes.iter().collect();
-            if nodes.is_empty() || unique.len() != nodes.len() || nodes.iter().any(|n| !brokers.contains(n)) {
+            if nodes.is_empty()
+                || unique.len() != nodes.len()
+                || nodes.iter().any(|n| !brokers.contains(n))
+            {
                 return Err(ApiError::new(
                     ErrorCode::InvalidReplicaAssignment,
                     format!("Invalid replica assignment {nodes:?} for partition {index}: replicas must be distinct live brokers"),
@@ -208,13 +249,27 @@ fn plan_topic(
         }
         out
     } else {
-        let partitions = if topic.num_partitions == -1 { defaults.num_partitions } else { topic.num_partitions };
-        let rf = if topic.replication_factor == -1 { defaults.replication_factor } else { topic.replication_factor };
+        let partitions = if topic.num_partitions == -1 {
+            defaults.num_partitions
+        } else {
+            topic.num_partitions
+        };
+        let rf = if topic.replication_factor == -1 {
+            defaults.replication_factor
+        } else {
+            topic.replication_factor
+        };
         if partitions <= 0 {
-            return Err(ApiError::new(ErrorCode::InvalidPartitions, "Number of partitions must be larger than 0."));
+            return Err(ApiError::new(
+                ErrorCode::InvalidPartitions,
+                "Number of partitions must be larger than 0.",
+            ));
         }
         if rf <= 0 {
-            return Err(ApiError::new(ErrorCode::InvalidReplicationFactor, "Replication factor must be larger than 0."));
+            return Err(ApiError::new(
+                ErrorCode::InvalidReplicationFactor,
+                "Replication factor must be larger than 0.",
+            ));
         }
         if rf as usize > brokers.len() {
             return Err(ApiError::new(
@@ -226,7 +281,10 @@ fn plan_topic(
         assign_replicas(brokers, 0..partitions, rf as usize, start)
     };
     let topic_id = Uuid::new_v4();
-    let mut records = vec![MetadataRecord::Topic { name: topic.name.clone(), topic_id }];
+    let mut records = vec![MetadataRecord::Topic {
+        name: topic.name.clone(),
+        topic_id,
+    }];
     for (p, nodes) in replicas.iter().enumerate() {
         records.push(MetadataRecord::Partition {
             topic_id,
@@ -258,7 +316,10 @@ fn plan_topic(
 }
 
 /// DeleteTopics by name.
-pub fn delete_topics(image: &MetadataImage, names: &[String]) -> ControllerResult<Vec<(String, Result<Uuid, ApiError>)>> {
+pub fn delete_topics(
+    image: &MetadataImage,
+    names: &[String],
+) -> ControllerResult<Vec<(String, Result<Uuid, ApiError>)>> {
     let mut records = Vec::new();
     let mut response = Vec::new();
     let mut done = BTreeSet::new();
@@ -271,7 +332,10 @@ pub fn delete_topics(image: &MetadataImage, names: &[String]) -> ControllerResul
             Some(topic) => response.push((name.clone(), Ok(topic.id))),
             None => response.push((
                 name.clone(),
-                Err(ApiError::new(ErrorCode::UnknownTopicOrPartition, "This server does not host this topic-partition.")),
+                Err(ApiError::new(
+                    ErrorCode::UnknownTopicOrPartition,
+                    "This server does not host this topic-partition.",
+                )),
             )),
         }
     }
@@ -287,9 +351,15 @@ pub fn create_partitions(
     assignments: Option<Vec<Vec<i32>>>,
     validate_only: bool,
 ) -> ControllerResult<Result<(), ApiError>> {
-    let fail = |e| ControllerResult { records: Vec::new(), response: Err(e) };
+    let fail = |e| ControllerResult {
+        records: Vec::new(),
+        response: Err(e),
+    };
     let Some(image_topic) = image.topic(topic) else {
-        return fail(ApiError::new(ErrorCode::UnknownTopicOrPartition, format!("The topic '{topic}' does not exist.")));
+        return fail(ApiError::new(
+            ErrorCode::UnknownTopicOrPartition,
+            format!("The topic '{topic}' does not exist."),
+        ));
     };
     let current = image_topic.partitions.len() as i32;
     if count < current {
@@ -299,9 +369,15 @@ pub fn create_partitions(
         ));
     }
     if count == current {
-        return fail(ApiError::new(ErrorCode::InvalidPartitions, format!("Topic already has {current} partition(s).")));
+        return fail(ApiError::new(
+            ErrorCode::InvalidPartitions,
+            format!("Topic already has {current} partition(s)."),
+        ));
     }
-    let rf = image_topic.partitions.first().map_or(1, |p| p.replicas.len());
+    let rf = image_topic
+        .partitions
+        .first()
+        .map_or(1, |p| p.replicas.len());
     let new_replicas = match assignments {
         Some(a) => {
             if a.len() as i32 != count - current {
@@ -310,8 +386,13 @@ pub fn create_partitions(
                     format!("Attempted to add {} additional partition(s), but only {} assignment(s) were specified.", count - current, a.len()),
                 ));
             }
-            if a.iter().any(|r| r.is_empty() || r.iter().any(|n| !brokers.contains(n))) {
-                return fail(ApiError::new(ErrorCode::InvalidReplicaAssignment, "Replica assignment names unknown brokers"));
+            if a.iter()
+                .any(|r| r.is_empty() || r.iter().any(|n| !brokers.contains(n)))
+            {
+                return fail(ApiError::new(
+                    ErrorCode::InvalidReplicaAssignment,
+                    "Replica assignment names unknown brokers",
+                ));
             }
             a
         }
@@ -334,7 +415,10 @@ pub fn create_partitions(
             })
             .collect()
     };
-    ControllerResult { records, response: Ok(()) }
+    ControllerResult {
+        records,
+        response: Ok(()),
+    }
 }
 
 /// One operation of IncrementalAlterConfigs (Kafka's op ids 0–3).
@@ -373,7 +457,10 @@ pub fn alter_configs(
     validate: &dyn Fn(&str, &str) -> Result<(), String>,
     validate_only: bool,
 ) -> ControllerResult<Result<(), ApiError>> {
-    let fail = |e| ControllerResult { records: Vec::new(), response: Err(e) };
+    let fail = |e| ControllerResult {
+        records: Vec::new(),
+        response: Err(e),
+    };
     if resource_type == ConfigResourceType::Topic && image.topic(resource_name).is_none() {
         return fail(ApiError::new(
             ErrorCode::UnknownTopicOrPartition,
@@ -381,12 +468,19 @@ pub fn alter_configs(
         ));
     }
     let current = image.configs(resource_type, resource_name);
-    let mut next = if replace_all { BTreeMap::new() } else { current.clone() };
+    let mut next = if replace_all {
+        BTreeMap::new()
+    } else {
+        current.clone()
+    };
     for (key, op, value) in ops {
         match op {
             AlterOp::Set => {
                 let Some(v) = value else {
-                    return fail(ApiError::new(ErrorCode::InvalidRequest, format!("Null value not supported for {key}")));
+                    return fail(ApiError::new(
+                        ErrorCode::InvalidRequest,
+                        format!("Null value not supported for {key}"),
+                    ));
                 };
                 next.insert(key.clone(), v.clone());
             }
@@ -396,9 +490,21 @@ pub fn alter_configs(
             AlterOp::Append | AlterOp::Subtract => {
                 let mut items: Vec<String> = next
                     .get(key)
-                    .map(|v| v.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect())
+                    .map(|v| {
+                        v.split(',')
+                            .map(str::trim)
+                            .filter(|s| !s.is_empty())
+                            .map(String::from)
+                            .collect()
+                    })
                     .unwrap_or_default();
-                for item in value.as_deref().unwrap_or("").split(',').map(str::trim).filter(|s| !s.is_empty()) {
+                for item in value
+                    .as_deref()
+                    .unwrap_or("")
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                {
                     if *op == AlterOp::Append {
                         if !items.iter().any(|i| i == item) {
                             items.push(item.to_string());
@@ -440,14 +546,20 @@ pub fn alter_configs(
     if validate_only {
         records.clear();
     }
-    ControllerResult { records, response: Ok(()) }
+    ControllerResult {
+        records,
+        response: Ok(()),
+    }
 }
 
 /// Hands `node_id` the next block of producer ids; the response is the block's first id.
 pub fn allocate_producer_ids(image: &MetadataImage, node_id: i32) -> ControllerResult<i64> {
     let start = image.next_producer_id();
     ControllerResult {
-        records: vec![MetadataRecord::ProducerIds { node_id, next_producer_id: start + PRODUCER_ID_BLOCK_SIZE }],
+        records: vec![MetadataRecord::ProducerIds {
+            node_id,
+            next_producer_id: start + PRODUCER_ID_BLOCK_SIZE,
+        }],
         response: start,
     }
 }
@@ -462,13 +574,23 @@ mod tests {
         }
     }
 
-    const DEFAULTS: TopicDefaults = TopicDefaults { num_partitions: 2, replication_factor: 1 };
+    const DEFAULTS: TopicDefaults = TopicDefaults {
+        num_partitions: 2,
+        replication_factor: 1,
+    };
 
     #[test]
     fn creates_validates_and_rejects() {
         let mut image = MetadataImage::default();
         let ok = |_: &str, _: &str| Ok(());
-        let r = create_topics(&image, &[1], &DEFAULTS, &ok, vec![CreateTopic::new("a.b")], false);
+        let r = create_topics(
+            &image,
+            &[1],
+            &DEFAULTS,
+            &ok,
+            vec![CreateTopic::new("a.b")],
+            false,
+        );
         assert!(r.response[0].1.is_ok());
         apply(&mut image, &r.records);
         assert_eq!(image.topic("a.b").unwrap().partitions.len(), 2);
@@ -482,13 +604,20 @@ mod tests {
                 CreateTopic::new("a.b"),
                 CreateTopic::new("a_b"),
                 CreateTopic::new("bad/name"),
-                CreateTopic { replication_factor: 3, ..CreateTopic::new("rf3") },
+                CreateTopic {
+                    replication_factor: 3,
+                    ..CreateTopic::new("rf3")
+                },
                 CreateTopic::new("dup"),
                 CreateTopic::new("dup"),
             ],
             false,
         );
-        let codes: Vec<_> = r.response.iter().map(|(_, r)| r.as_ref().err().map(|e| e.code)).collect();
+        let codes: Vec<_> = r
+            .response
+            .iter()
+            .map(|(_, r)| r.as_ref().err().map(|e| e.code))
+            .collect();
         assert_eq!(
             codes,
             vec![
@@ -505,41 +634,104 @@ mod tests {
     #[test]
     fn validate_only_writes_nothing_and_bad_config_fails() {
         let image = MetadataImage::default();
-        let r = create_topics(&image, &[1], &DEFAULTS, &|_, _| Ok(()), vec![CreateTopic::new("t")], true);
+        let r = create_topics(
+            &image,
+            &[1],
+            &DEFAULTS,
+            &|_, _| Ok(()),
+            vec![CreateTopic::new("t")],
+            true,
+        );
         assert!(r.response[0].1.is_ok() && r.records.is_empty());
         let mut t = CreateTopic::new("t");
         t.configs.insert("retention.ms".into(), "x".into());
-        let r = create_topics(&image, &[1], &DEFAULTS, &|k, _| Err(format!("bad {k}")), vec![t], false);
-        assert_eq!(r.response[0].1.as_ref().unwrap_err().code, ErrorCode::InvalidConfig);
+        let r = create_topics(
+            &image,
+            &[1],
+            &DEFAULTS,
+            &|k, _| Err(format!("bad {k}")),
+            vec![t],
+            false,
+        );
+        assert_eq!(
+            r.response[0].1.as_ref().unwrap_err().code,
+            ErrorCode::InvalidConfig
+        );
     }
 
     #[test]
     fn delete_grow_and_configs() {
         let mut image = MetadataImage::default();
         let ok = |_: &str, _: &str| Ok(());
-        let r = create_topics(&image, &[1], &DEFAULTS, &ok, vec![CreateTopic::new("t")], false);
+        let r = create_topics(
+            &image,
+            &[1],
+            &DEFAULTS,
+            &ok,
+            vec![CreateTopic::new("t")],
+            false,
+        );
         apply(&mut image, &r.records);
         let r = create_partitions(&image, &[1], "t", 5, None, false);
         assert!(r.response.is_ok());
         apply(&mut image, &r.records);
         assert_eq!(image.topic("t").unwrap().partitions.len(), 5);
-        assert_eq!(create_partitions(&image, &[1], "t", 3, None, false).response.unwrap_err().code, ErrorCode::InvalidPartitions);
+        assert_eq!(
+            create_partitions(&image, &[1], "t", 3, None, false)
+                .response
+                .unwrap_err()
+                .code,
+            ErrorCode::InvalidPartitions
+        );
 
         let ops = vec![
-            ("cleanup.policy".to_string(), AlterOp::Set, Some("delete".to_string())),
-            ("cleanup.policy".to_string(), AlterOp::Append, Some("compact".to_string())),
+            (
+                "cleanup.policy".to_string(),
+                AlterOp::Set,
+                Some("delete".to_string()),
+            ),
+            (
+                "cleanup.policy".to_string(),
+                AlterOp::Append,
+                Some("compact".to_string()),
+            ),
         ];
-        let r = alter_configs(&image, ConfigResourceType::Topic, "t", &ops, false, &ok, false);
+        let r = alter_configs(
+            &image,
+            ConfigResourceType::Topic,
+            "t",
+            &ops,
+            false,
+            &ok,
+            false,
+        );
         apply(&mut image, &r.records);
-        assert_eq!(image.configs(ConfigResourceType::Topic, "t").get("cleanup.policy").unwrap(), "delete,compact");
+        assert_eq!(
+            image
+                .configs(ConfigResourceType::Topic, "t")
+                .get("cleanup.policy")
+                .unwrap(),
+            "delete,compact"
+        );
         let ops = vec![("cleanup.policy".to_string(), AlterOp::Delete, None)];
-        let r = alter_configs(&image, ConfigResourceType::Topic, "t", &ops, false, &ok, false);
+        let r = alter_configs(
+            &image,
+            ConfigResourceType::Topic,
+            "t",
+            &ops,
+            false,
+            &ok,
+            false,
+        );
         apply(&mut image, &r.records);
         assert!(image.configs(ConfigResourceType::Topic, "t").is_empty());
 
         let r = delete_topics(&image, &["t".to_string(), "nope".to_string()]);
         assert!(r.response[0].1.is_ok());
-        assert_eq!(r.response[1].1.as_ref().unwrap_err().code, ErrorCode::UnknownTopicOrPartition);
+        assert_eq!(
+            r.response[1].1.as_ref().unwrap_err().code,
+            ErrorCode::UnknownTopicOrPartition
+        );
         apply(&mut image, &r.records);
         assert!(image.topic("t").is_none());
     }

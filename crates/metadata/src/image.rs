@@ -48,7 +48,11 @@ impl MetadataImage {
                 self.names_by_id.insert(*topic_id, name.clone());
                 self.topics.insert(
                     name.clone(),
-                    TopicImage { name: name.clone(), id: *topic_id, partitions: Vec::new() },
+                    TopicImage {
+                        name: name.clone(),
+                        id: *topic_id,
+                        partitions: Vec::new(),
+                    },
                 );
             }
             MetadataRecord::Partition {
@@ -60,8 +64,10 @@ impl MetadataImage {
                 leader_epoch,
                 partition_epoch,
             } => {
-                let Some(topic) =
-                    self.names_by_id.get(topic_id).and_then(|n| self.topics.get_mut(n))
+                let Some(topic) = self
+                    .names_by_id
+                    .get(topic_id)
+                    .and_then(|n| self.topics.get_mut(n))
                 else {
                     tracing::warn!(%topic_id, "partition record for unknown topic ignored");
                     return;
@@ -88,11 +94,19 @@ impl MetadataImage {
                     self.configs.remove(&(ConfigResourceType::Topic, name));
                 }
             }
-            MetadataRecord::Config { resource_type, resource_name, name, value } => {
+            MetadataRecord::Config {
+                resource_type,
+                resource_name,
+                name,
+                value,
+            } => {
                 let key = (*resource_type, resource_name.clone());
                 match value {
                     Some(v) => {
-                        self.configs.entry(key).or_default().insert(name.clone(), v.clone());
+                        self.configs
+                            .entry(key)
+                            .or_default()
+                            .insert(name.clone(), v.clone());
                     }
                     None => {
                         if let Some(map) = self.configs.get_mut(&key) {
@@ -104,7 +118,9 @@ impl MetadataImage {
                     }
                 }
             }
-            MetadataRecord::ProducerIds { next_producer_id, .. } => {
+            MetadataRecord::ProducerIds {
+                next_producer_id, ..
+            } => {
                 self.next_producer_id = self.next_producer_id.max(*next_producer_id);
             }
         }
@@ -126,8 +142,15 @@ impl MetadataImage {
     }
 
     /// Dynamic configs of a resource (empty if none).
-    pub fn configs(&self, resource_type: ConfigResourceType, name: &str) -> BTreeMap<String, String> {
-        self.configs.get(&(resource_type, name.to_string())).cloned().unwrap_or_default()
+    pub fn configs(
+        &self,
+        resource_type: ConfigResourceType,
+        name: &str,
+    ) -> BTreeMap<String, String> {
+        self.configs
+            .get(&(resource_type, name.to_string()))
+            .cloned()
+            .unwrap_or_default()
     }
 
     /// First producer id not yet handed out to any broker.

@@ -80,7 +80,11 @@ impl MetadataLog {
             file.set_len(valid_len).map_err(io(&path))?;
             file.sync_all().map_err(io(&path))?;
         }
-        let mut log = MetadataLog { path, file, batches };
+        let mut log = MetadataLog {
+            path,
+            file,
+            batches,
+        };
         log.seek_end()?;
         Ok((log, records))
     }
@@ -90,7 +94,10 @@ impl MetadataLog {
         self.file
             .seek(std::io::SeekFrom::End(0))
             .map(|_| ())
-            .map_err(|source| MetadataLogError::Io { path: self.path.clone(), source })
+            .map_err(|source| MetadataLogError::Io {
+                path: self.path.clone(),
+                source,
+            })
     }
 
     /// Appends one batch atomically and fsyncs it. An empty batch is a no-op.
@@ -102,7 +109,10 @@ impl MetadataLog {
         let mut line = format!("{:08x} ", crc32c::crc32c(&json)).into_bytes();
         line.extend_from_slice(&json);
         line.push(b'\n');
-        let io = |source| MetadataLogError::Io { path: self.path.clone(), source };
+        let io = |source| MetadataLogError::Io {
+            path: self.path.clone(),
+            source,
+        };
         self.file.write_all(&line).map_err(io)?;
         self.file.sync_data().map_err(io)?;
         self.batches += 1;
@@ -133,7 +143,10 @@ mod tests {
     use crate::records::MetadataRecord;
 
     fn rec(n: i64) -> MetadataRecord {
-        MetadataRecord::ProducerIds { node_id: 1, next_producer_id: n }
+        MetadataRecord::ProducerIds {
+            node_id: 1,
+            next_producer_id: n,
+        }
     }
 
     #[test]

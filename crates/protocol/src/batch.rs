@@ -113,7 +113,10 @@ impl BatchHeader {
     /// Parses the header at the start of `bytes` (no CRC check).
     pub fn parse(bytes: &[u8]) -> Result<Self, BatchError> {
         if bytes.len() < HEADER_SIZE {
-            return Err(BatchError::Truncated { available: bytes.len(), needed: HEADER_SIZE });
+            return Err(BatchError::Truncated {
+                available: bytes.len(),
+                needed: HEADER_SIZE,
+            });
         }
         let header = BatchHeader {
             base_offset: i64_at(bytes, BASE_OFFSET),
@@ -156,8 +159,9 @@ impl BatchHeader {
 
     /// The compression codec of the records section.
     pub fn compression(&self) -> Result<Compression, BatchError> {
-        Compression::from_id(self.attributes & COMPRESSION_MASK)
-            .ok_or(BatchError::UnknownCompression(self.attributes & COMPRESSION_MASK))
+        Compression::from_id(self.attributes & COMPRESSION_MASK).ok_or(
+            BatchError::UnknownCompression(self.attributes & COMPRESSION_MASK),
+        )
     }
 
     /// True when timestamps are LogAppendTime (set by the broker) rather than CreateTime.
@@ -204,7 +208,10 @@ pub fn compute_crc(batch: &[u8]) -> u32 {
 pub fn validate_batch(batch: &[u8]) -> Result<BatchHeader, BatchError> {
     let header = BatchHeader::parse(batch)?;
     if header.size() != batch.len() {
-        return Err(BatchError::Truncated { available: batch.len(), needed: header.size() });
+        return Err(BatchError::Truncated {
+            available: batch.len(),
+            needed: header.size(),
+        });
     }
     if header.record_count < 0 {
         return Err(BatchError::Inconsistent("negative record count"));
@@ -215,12 +222,17 @@ pub fn validate_batch(batch: &[u8]) -> Result<BatchHeader, BatchError> {
     // Control batches and compacted batches may have fewer records than the offset span,
     // never more.
     if header.record_count as i64 > header.last_offset_delta as i64 + 1 {
-        return Err(BatchError::Inconsistent("more records than the offset delta allows"));
+        return Err(BatchError::Inconsistent(
+            "more records than the offset delta allows",
+        ));
     }
     header.compression()?;
     let computed = compute_crc(batch);
     if computed != header.crc {
-        return Err(BatchError::CrcMismatch { stored: header.crc, computed });
+        return Err(BatchError::CrcMismatch {
+            stored: header.crc,
+            computed,
+        });
     }
     Ok(header)
 }
@@ -284,7 +296,10 @@ impl<'a> Iterator for BatchIter<'a> {
         let size = header.size();
         if size > rest.len() {
             self.position = self.bytes.len();
-            return Some(Err(BatchError::Truncated { available: rest.len(), needed: size }));
+            return Some(Err(BatchError::Truncated {
+                available: rest.len(),
+                needed: size,
+            }));
         }
         let range = self.position..self.position + size;
         self.position += size;
@@ -300,7 +315,10 @@ mod tests {
     fn sample(n: usize) -> Vec<u8> {
         let mut b = BatchBuilder::new(Compression::None, 1000);
         for i in 0..n {
-            b.push(Record::new(Some(format!("k{i}").into_bytes()), Some(vec![b'v'; 10])));
+            b.push(Record::new(
+                Some(format!("k{i}").into_bytes()),
+                Some(vec![b'v'; 10]),
+            ));
         }
         b.build().unwrap().to_vec()
     }
@@ -328,9 +346,15 @@ mod tests {
         let mut batch = sample(2);
         let last = batch.len() - 1;
         batch[last] ^= 0xff;
-        assert!(matches!(validate_batch(&batch), Err(BatchError::CrcMismatch { .. })));
+        assert!(matches!(
+            validate_batch(&batch),
+            Err(BatchError::CrcMismatch { .. })
+        ));
         let batch = sample(2);
-        assert!(matches!(validate_batch(&batch[..batch.len() - 1]), Err(BatchError::Truncated { .. })));
+        assert!(matches!(
+            validate_batch(&batch[..batch.len() - 1]),
+            Err(BatchError::Truncated { .. })
+        ));
         let mut batch = sample(1);
         batch[MAGIC] = 1;
         assert_eq!(validate_batch(&batch), Err(BatchError::UnsupportedMagic(1)));
@@ -340,8 +364,9 @@ mod tests {
     fn iterates_concatenated_batches() {
         let mut set = sample(2);
         set.extend(sample(5));
-        let counts: Vec<i32> =
-            BatchIter::new(&set).map(|r| r.unwrap().0.record_count).collect();
+        let counts: Vec<i32> = BatchIter::new(&set)
+            .map(|r| r.unwrap().0.record_count)
+            .collect();
         assert_eq!(counts, vec![2, 5]);
         let cut = &set[..set.len() - 3];
         let results: Vec<_> = BatchIter::new(cut).collect();

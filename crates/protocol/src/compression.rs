@@ -89,7 +89,11 @@ impl Compression {
     }
 
     fn err(self, op: &'static str, reason: impl ToString) -> CompressionError {
-        CompressionError { codec: self, op, reason: reason.to_string() }
+        CompressionError {
+            codec: self,
+            op,
+            reason: reason.to_string(),
+        }
     }
 
     /// Compresses `input`.
@@ -201,7 +205,9 @@ mod tests {
 
     #[test]
     fn every_codec_round_trips() {
-        let input: Vec<u8> = (0..100_000u32).flat_map(|i| (i % 251).to_le_bytes()).collect();
+        let input: Vec<u8> = (0..100_000u32)
+            .flat_map(|i| (i % 251).to_le_bytes())
+            .collect();
         for codec in [
             Compression::None,
             Compression::Gzip,
@@ -225,8 +231,16 @@ mod tests {
 
     #[test]
     fn garbage_is_an_error_not_a_panic() {
-        for codec in [Compression::Gzip, Compression::Snappy, Compression::Lz4, Compression::Zstd] {
-            assert!(codec.decompress(b"\x82SNAPPY\x00garbage-garbage").is_err(), "{codec:?}");
+        for codec in [
+            Compression::Gzip,
+            Compression::Snappy,
+            Compression::Lz4,
+            Compression::Zstd,
+        ] {
+            assert!(
+                codec.decompress(b"\x82SNAPPY\x00garbage-garbage").is_err(),
+                "{codec:?}"
+            );
         }
     }
 }

@@ -69,8 +69,10 @@ impl RequestFrame {
     /// Decodes the body as `T` at the header's version.
     pub fn decode_body<T: Decodable>(&self) -> Result<T, FrameError> {
         let mut body = self.body.clone();
-        T::decode(&mut body, self.version())
-            .map_err(|e| FrameError::Malformed { what: "request body", reason: e.to_string() })
+        T::decode(&mut body, self.version()).map_err(|e| FrameError::Malformed {
+            what: "request body",
+            reason: e.to_string(),
+        })
     }
 }
 
@@ -88,12 +90,21 @@ pub fn peek_header(frame: &[u8]) -> Option<(i16, i16, i32)> {
 pub fn parse_request(mut frame: Bytes) -> Result<RequestFrame, FrameError> {
     let (api_key, version, correlation_id) =
         peek_header(&frame).ok_or(FrameError::TooShort(frame.len()))?;
-    let key = ApiKey::try_from(api_key)
-        .map_err(|_| FrameError::UnknownApiKey { api_key, correlation_id })?;
+    let key = ApiKey::try_from(api_key).map_err(|_| FrameError::UnknownApiKey {
+        api_key,
+        correlation_id,
+    })?;
     let header_version = key.request_header_version(version);
-    let header = RequestHeader::decode(&mut frame, header_version)
-        .map_err(|e| FrameError::Malformed { what: "request header", reason: e.to_string() })?;
-    Ok(RequestFrame { api_key: key, header, body: frame })
+    let header =
+        RequestHeader::decode(&mut frame, header_version).map_err(|e| FrameError::Malformed {
+            what: "request header",
+            reason: e.to_string(),
+        })?;
+    Ok(RequestFrame {
+        api_key: key,
+        header,
+        body: frame,
+    })
 }
 
 /// Encodes a complete response frame, length prefix included.
@@ -103,19 +114,29 @@ pub fn encode_response<T: Encodable>(
     correlation_id: i32,
     body: &T,
 ) -> Result<Bytes, FrameError> {
-    let header_version =
-        if api_key == ApiKey::ApiVersions { 0 } else { api_key.response_header_version(version) };
-    let header = ResponseHeader::default().with_correlation_id(correlation_id);
-    let enc = |what: &'static str| move |e: anyhow::Error| FrameError::Encode {
-        what,
-        reason: e.to_string(),
+    let header_version = if api_key == ApiKey::ApiVersions {
+        0
+    } else {
+        api_key.response_header_version(version)
     };
-    let size = header.compute_size(header_version).map_err(enc("response header"))?
+    let header = ResponseHeader::default().with_correlation_id(correlation_id);
+    let enc = |what: &'static str| {
+        move |e: anyhow::Error| FrameError::Encode {
+            what,
+            reason: e.to_string(),
+        }
+    };
+    let size = header
+        .compute_size(header_version)
+        .map_err(enc("response header"))?
         + body.compute_size(version).map_err(enc("response body"))?;
     let mut buf = BytesMut::with_capacity(4 + size);
     buf.put_i32(size as i32);
-    header.encode(&mut buf, header_version).map_err(enc("response header"))?;
-    body.encode(&mut buf, version).map_err(enc("response body"))?;
+    header
+        .encode(&mut buf, header_version)
+        .map_err(enc("response header"))?;
+    body.encode(&mut buf, version)
+        .map_err(enc("response body"))?;
     Ok(buf.freeze())
 }
 
@@ -144,16 +165,23 @@ pub fn encode_request<T: Encodable>(header: &RequestHeader, body: &T) -> Result<
     })?;
     let version = header.request_api_version;
     let header_version = key.request_header_version(version);
-    let enc = |what: &'static str| move |e: anyhow::Error| FrameError::Encode {
-        what,
-        reason: e.to_string(),
+    let enc = |what: &'static str| {
+        move |e: anyhow::Error| FrameError::Encode {
+            what,
+            reason: e.to_string(),
+        }
     };
-    let size = header.compute_size(header_version).map_err(enc("request header"))?
+    let size = header
+        .compute_size(header_version)
+        .map_err(enc("request header"))?
         + body.compute_size(version).map_err(enc("request body"))?;
     let mut buf = BytesMut::with_capacity(4 + size);
     buf.put_i32(size as i32);
-    header.encode(&mut buf, header_version).map_err(enc("request header"))?;
-    body.encode(&mut buf, version).map_err(enc("request body"))?;
+    header
+        .encode(&mut buf, header_version)
+        .map_err(enc("request header"))?;
+    body.encode(&mut buf, version)
+        .map_err(enc("request body"))?;
     Ok(buf.freeze())
 }
 
@@ -164,12 +192,19 @@ pub fn decode_response<T: Decodable>(
     version: i16,
     mut frame: Bytes,
 ) -> Result<(i32, T), FrameError> {
-    let header_version =
-        if api_key == ApiKey::ApiVersions { 0 } else { api_key.response_header_version(version) };
-    let header = ResponseHeader::decode(&mut frame, header_version)
-        .map_err(|e| FrameError::Malformed { what: "response header", reason: e.to_string() })?;
-    let body = T::decode(&mut frame, version)
-        .map_err(|e| FrameError::Malformed { what: "response body", reason: e.to_string() })?;
+    let header_version = if api_key == ApiKey::ApiVersions {
+        0
+    } else {
+        api_key.response_header_version(version)
+    };
+    let header =
+        ResponseHeader::decode(&mut frame, header_version).map_err(|e| FrameError::Malformed {
+            what: "response header",
+            reason: e.to_string(),
+        })?;
+    let body = T::decode(&mut frame, version).map_err(|e| FrameError::Malformed {
+        what: "response body",
+        reason: e.to_string(),
+    })?;
     Ok((header.correlation_id, body))
 }
-

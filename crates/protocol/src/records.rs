@@ -53,7 +53,10 @@ impl Record {
 
     /// Appends a header.
     pub fn with_header(mut self, key: impl Into<String>, value: Option<Vec<u8>>) -> Self {
-        self.headers.push(Header { key: key.into(), value: value.map(Bytes::from) });
+        self.headers.push(Header {
+            key: key.into(),
+            value: value.map(Bytes::from),
+        });
         self
     }
 }
@@ -102,8 +105,9 @@ pub fn decode_batch(batch: &[u8]) -> Result<DecodedBatch, RecordsError> {
         }
         let (mut rec, rest) = buf.split_at(len);
         buf = rest;
-        let (_attributes, r) =
-            rec.split_first().ok_or(RecordsError::Malformed("record attributes"))?;
+        let (_attributes, r) = rec
+            .split_first()
+            .ok_or(RecordsError::Malformed("record attributes"))?;
         rec = r;
         let ts_delta = get_varlong(&mut rec).ok_or(RecordsError::Malformed("timestamp delta"))?;
         let offset_delta = get_varint(&mut rec).ok_or(RecordsError::Malformed("offset delta"))?;
@@ -265,11 +269,24 @@ impl BatchBuilder {
 
     /// Encodes the batch with a valid CRC.
     pub fn build(&self) -> Result<Bytes, CompressionError> {
-        let timestamp_of =
-            |r: &Record| if r.timestamp >= 0 { r.timestamp } else { self.default_timestamp };
-        let base_timestamp = self.records.first().map(timestamp_of).unwrap_or(self.default_timestamp);
-        let max_timestamp =
-            self.records.iter().map(timestamp_of).max().unwrap_or(self.default_timestamp);
+        let timestamp_of = |r: &Record| {
+            if r.timestamp >= 0 {
+                r.timestamp
+            } else {
+                self.default_timestamp
+            }
+        };
+        let base_timestamp = self
+            .records
+            .first()
+            .map(timestamp_of)
+            .unwrap_or(self.default_timestamp);
+        let max_timestamp = self
+            .records
+            .iter()
+            .map(timestamp_of)
+            .max()
+            .unwrap_or(self.default_timestamp);
         let mut body = Vec::with_capacity(self.estimated_size());
         let mut scratch = Vec::with_capacity(64);
         for (i, r) in self.records.iter().enumerate() {
@@ -348,7 +365,13 @@ mod tests {
             proptest::option::of(proptest::collection::vec(any::<u8>(), 0..20)),
             proptest::option::of(proptest::collection::vec(any::<u8>(), 0..200)),
             0i64..1_000_000,
-            proptest::collection::vec(("[a-z]{0,5}", proptest::option::of(proptest::collection::vec(any::<u8>(), 0..5))), 0..3),
+            proptest::collection::vec(
+                (
+                    "[a-z]{0,5}",
+                    proptest::option::of(proptest::collection::vec(any::<u8>(), 0..5)),
+                ),
+                0..3,
+            ),
         )
             .prop_map(|(k, v, ts, hs)| {
                 let mut r = Record::new(k, v).with_timestamp(1_600_000_000_000 + ts);
@@ -388,7 +411,9 @@ mod tests {
 
     #[test]
     fn kept_offsets_survive() {
-        let mut b = BatchBuilder::new(Compression::None, 5).base_offset(10).keep_offsets(19);
+        let mut b = BatchBuilder::new(Compression::None, 5)
+            .base_offset(10)
+            .keep_offsets(19);
         let mut r = Record::new(Some(b"a".to_vec()), None);
         r.offset = 13;
         b.push(r);

@@ -18,7 +18,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 const RECORDS_PER_BATCH: usize = 1000;
 
 fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
 }
 
 fn make_batch(records: usize, value_len: usize) -> Vec<u8> {
@@ -26,9 +29,14 @@ fn make_batch(records: usize, value_len: usize) -> Vec<u8> {
     let mut b = BatchBuilder::new(Compression::None, ts);
     for i in 0..records {
         let key = format!("key-{i:06}").into_bytes();
-        b.push(Record::new(Some(key), Some(vec![(i % 251) as u8; value_len])));
+        b.push(Record::new(
+            Some(key),
+            Some(vec![(i % 251) as u8; value_len]),
+        ));
     }
-    b.build().expect("uncompressed batches always build").to_vec()
+    b.build()
+        .expect("uncompressed batches always build")
+        .to_vec()
 }
 
 fn config(extra: &[(&str, &str)]) -> LogConfig {
@@ -47,13 +55,21 @@ fn config(extra: &[(&str, &str)]) -> LogConfig {
 }
 
 fn open(dir: &std::path::Path, config: LogConfig) -> Log {
-    Log::create(dir.join("bench-0"), TopicPartition::new("bench", 0), config, Arc::new(SystemClock))
-        .expect("open log")
+    Log::create(
+        dir.join("bench-0"),
+        TopicPartition::new("bench", 0),
+        config,
+        Arc::new(SystemClock),
+    )
+    .expect("open log")
 }
 
 fn bench_append(c: &mut Criterion) {
     let mut group = c.benchmark_group("append");
-    group.warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(4)).sample_size(20);
+    group
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(4))
+        .sample_size(20);
     let cases: [(&str, usize, &[(&str, &str)]); 3] = [
         ("100B", 100, &[]),
         ("1KB", 1024, &[]),
@@ -70,7 +86,9 @@ fn bench_append(c: &mut Criterion) {
         let mut appends = 0u64;
         group.bench_function(BenchmarkId::new("batch_of_1000", name), |b| {
             b.iter(|| {
-                let info = log.append_as_leader(black_box(&mut batch), 0).expect("append");
+                let info = log
+                    .append_as_leader(black_box(&mut batch), 0)
+                    .expect("append");
                 appends += 1;
                 if appends % 256 == 0 {
                     log.enforce_retention().expect("retention");
@@ -85,7 +103,10 @@ fn bench_append(c: &mut Criterion) {
 
 fn bench_read(c: &mut Criterion) {
     let mut group = c.benchmark_group("read");
-    group.warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(4)).sample_size(20);
+    group
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(4))
+        .sample_size(20);
     for (name, value_len) in [("100B", 100), ("1KB", 1024)] {
         let tmp = tempfile::tempdir().expect("temp dir");
         let mut log = open(tmp.path(), config(&[]));
@@ -96,7 +117,10 @@ fn bench_read(c: &mut Criterion) {
         }
         let total_bytes = log.size_bytes();
         let end = log.log_end_offset();
-        group.throughput(Throughput::ElementsAndBytes { elements: end as u64, bytes: total_bytes });
+        group.throughput(Throughput::ElementsAndBytes {
+            elements: end as u64,
+            bytes: total_bytes,
+        });
         // A consumer fetching 1 MiB at a time from the start to the end: index look-up under
         // the log (here: no lock at all), then one pread per fetch.
         group.bench_function(BenchmarkId::new("sequential_1MiB_fetches", name), |b| {

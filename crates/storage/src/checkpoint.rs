@@ -25,7 +25,10 @@ pub const LOG_START_OFFSET_CHECKPOINT: &str = "log-start-offset-checkpoint";
 pub const CLEAN_SHUTDOWN_MARKER: &str = ".kafka_cleanshutdown";
 
 fn tmp_path(path: &Path) -> PathBuf {
-    let mut name = path.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+    let mut name = path
+        .file_name()
+        .map(|n| n.to_os_string())
+        .unwrap_or_default();
     name.push(".tmp");
     path.with_file_name(name)
 }
@@ -40,7 +43,11 @@ pub fn sync_dir(dir: &Path) -> Result<()> {
 pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<()> {
     let tmp = tmp_path(path);
     let write = || -> io::Result<()> {
-        let mut f = OpenOptions::new().create(true).write(true).truncate(true).open(&tmp)?;
+        let mut f = OpenOptions::new()
+            .create(true)
+            .write(true)
+            .truncate(true)
+            .open(&tmp)?;
         f.write_all(contents)?;
         f.sync_all()
     };
@@ -54,8 +61,10 @@ pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<()> {
 
 /// Renders offset checkpoint entries in Kafka's format.
 pub fn format_offsets<'a>(entries: impl IntoIterator<Item = (&'a TopicPartition, i64)>) -> String {
-    let mut lines: Vec<String> =
-        entries.into_iter().map(|(tp, o)| format!("{} {} {o}", tp.topic, tp.partition)).collect();
+    let mut lines: Vec<String> = entries
+        .into_iter()
+        .map(|(tp, o)| format!("{} {} {o}", tp.topic, tp.partition))
+        .collect();
     lines.sort();
     let mut out = format!("0\n{}\n", lines.len());
     for l in lines {
@@ -67,7 +76,10 @@ pub fn format_offsets<'a>(entries: impl IntoIterator<Item = (&'a TopicPartition,
 
 /// Parses Kafka's offset checkpoint format.
 pub fn parse_offsets(path: &Path, text: &str) -> Result<HashMap<TopicPartition, i64>> {
-    let bad = |reason: String| StorageError::MalformedFile { path: path.to_path_buf(), reason };
+    let bad = |reason: String| StorageError::MalformedFile {
+        path: path.to_path_buf(),
+        reason,
+    };
     let mut lines = text.lines();
     match lines.next().map(str::trim) {
         Some("0") => {}
@@ -79,16 +91,21 @@ pub fn parse_offsets(path: &Path, text: &str) -> Result<HashMap<TopicPartition, 
         .ok_or_else(|| bad("missing entry count".into()))?;
     let mut out = HashMap::with_capacity(count);
     for _ in 0..count {
-        let line = lines.next().ok_or_else(|| bad("fewer entries than announced".into()))?;
+        let line = lines
+            .next()
+            .ok_or_else(|| bad("fewer entries than announced".into()))?;
         let mut parts = line.split_whitespace();
         let (Some(topic), Some(partition), Some(offset), None) =
             (parts.next(), parts.next(), parts.next(), parts.next())
         else {
             return Err(bad(format!("malformed line '{line}'")));
         };
-        let partition: i32 =
-            partition.parse().map_err(|_| bad(format!("bad partition in '{line}'")))?;
-        let offset: i64 = offset.parse().map_err(|_| bad(format!("bad offset in '{line}'")))?;
+        let partition: i32 = partition
+            .parse()
+            .map_err(|_| bad(format!("bad partition in '{line}'")))?;
+        let offset: i64 = offset
+            .parse()
+            .map_err(|_| bad(format!("bad offset in '{line}'")))?;
         out.insert(TopicPartition::new(topic, partition), offset);
     }
     if lines.any(|l| !l.trim().is_empty()) {
@@ -132,7 +149,9 @@ mod tests {
         assert_eq!(back[&a], 42);
         assert_eq!(back[&b], 7);
         assert!(!tmp_path(&path).exists());
-        assert!(read_offsets(&dir.path().join("missing")).unwrap().is_empty());
+        assert!(read_offsets(&dir.path().join("missing"))
+            .unwrap()
+            .is_empty());
     }
 
     #[test]

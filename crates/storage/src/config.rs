@@ -20,7 +20,10 @@ pub struct ConfigError {
 
 impl ConfigError {
     fn new(key: &str, reason: impl Into<String>) -> Self {
-        ConfigError { key: key.to_string(), reason: reason.into() }
+        ConfigError {
+            key: key.to_string(),
+            reason: reason.into(),
+        }
     }
 }
 
@@ -110,96 +113,278 @@ macro_rules! def {
 
 /// Every topic-level configuration key Fjord accepts, in Kafka's alphabetical order.
 pub static TOPIC_CONFIGS: &[ConfigDef] = &[
-    def!("cleanup.policy", List, "delete", Some("log.cleanup.policy"),
+    def!(
+        "cleanup.policy",
+        List,
+        "delete",
+        Some("log.cleanup.policy"),
         Validator::ListOf(&["compact", "delete"]),
-        "Retention policy for old segments: delete, compact, or both."),
-    def!("compression.gzip.level", Int, "-1", Some("compression.gzip.level"),
+        "Retention policy for old segments: delete, compact, or both."
+    ),
+    def!(
+        "compression.gzip.level",
+        Int,
+        "-1",
+        Some("compression.gzip.level"),
         Validator::OneOrBetween(-1, 1, 9),
-        "Compression level for gzip when compression.type is gzip."),
-    def!("compression.lz4.level", Int, "9", Some("compression.lz4.level"),
+        "Compression level for gzip when compression.type is gzip."
+    ),
+    def!(
+        "compression.lz4.level",
+        Int,
+        "9",
+        Some("compression.lz4.level"),
         Validator::Between(1, 17),
-        "Compression level for lz4 when compression.type is lz4."),
-    def!("compression.type", String, "producer", Some("compression.type"),
+        "Compression level for lz4 when compression.type is lz4."
+    ),
+    def!(
+        "compression.type",
+        String,
+        "producer",
+        Some("compression.type"),
         Validator::OneOf(&["uncompressed", "zstd", "lz4", "snappy", "gzip", "producer"]),
-        "Final compression of the topic's data; producer keeps the producer's codec."),
-    def!("compression.zstd.level", Int, "3", Some("compression.zstd.level"),
+        "Final compression of the topic's data; producer keeps the producer's codec."
+    ),
+    def!(
+        "compression.zstd.level",
+        Int,
+        "3",
+        Some("compression.zstd.level"),
         Validator::Between(-131072, 22),
-        "Compression level for zstd when compression.type is zstd."),
-    def!("delete.retention.ms", Long, "86400000", Some("log.cleaner.delete.retention.ms"),
+        "Compression level for zstd when compression.type is zstd."
+    ),
+    def!(
+        "delete.retention.ms",
+        Long,
+        "86400000",
+        Some("log.cleaner.delete.retention.ms"),
         Validator::AtLeast(0),
-        "How long delete tombstones are kept on compacted topics."),
-    def!("file.delete.delay.ms", Long, "60000", Some("log.segment.delete.delay.ms"),
+        "How long delete tombstones are kept on compacted topics."
+    ),
+    def!(
+        "file.delete.delay.ms",
+        Long,
+        "60000",
+        Some("log.segment.delete.delay.ms"),
         Validator::AtLeast(0),
-        "Time to wait before deleting a file from the filesystem."),
-    def!("flush.messages", Long, I64_MAX, Some("log.flush.interval.messages"),
+        "Time to wait before deleting a file from the filesystem."
+    ),
+    def!(
+        "flush.messages",
+        Long,
+        I64_MAX,
+        Some("log.flush.interval.messages"),
         Validator::AtLeast(1),
-        "Force an fsync after this many messages; 1 fsyncs every append."),
-    def!("flush.ms", Long, I64_MAX, Some("log.flush.interval.ms"),
+        "Force an fsync after this many messages; 1 fsyncs every append."
+    ),
+    def!(
+        "flush.ms",
+        Long,
+        I64_MAX,
+        Some("log.flush.interval.ms"),
         Validator::AtLeast(0),
-        "Force an fsync after this much time since the last one."),
-    def!("follower.replication.throttled.replicas", List, "", None, Validator::Any,
-        "Replicas whose log replication is throttled on the follower side."),
-    def!("index.interval.bytes", Int, "4096", Some("log.index.interval.bytes"),
+        "Force an fsync after this much time since the last one."
+    ),
+    def!(
+        "follower.replication.throttled.replicas",
+        List,
+        "",
+        None,
+        Validator::Any,
+        "Replicas whose log replication is throttled on the follower side."
+    ),
+    def!(
+        "index.interval.bytes",
+        Int,
+        "4096",
+        Some("log.index.interval.bytes"),
         Validator::AtLeast(0),
-        "Bytes of log between two offset index entries."),
-    def!("leader.replication.throttled.replicas", List, "", None, Validator::Any,
-        "Replicas whose log replication is throttled on the leader side."),
-    def!("local.retention.bytes", Long, "-2", Some("log.local.retention.bytes"),
+        "Bytes of log between two offset index entries."
+    ),
+    def!(
+        "leader.replication.throttled.replicas",
+        List,
+        "",
+        None,
+        Validator::Any,
+        "Replicas whose log replication is throttled on the leader side."
+    ),
+    def!(
+        "local.retention.bytes",
+        Long,
+        "-2",
+        Some("log.local.retention.bytes"),
         Validator::AtLeast(-2),
-        "Local size limit before segments become eligible for deletion (tiered storage)."),
-    def!("local.retention.ms", Long, "-2", Some("log.local.retention.ms"),
+        "Local size limit before segments become eligible for deletion (tiered storage)."
+    ),
+    def!(
+        "local.retention.ms",
+        Long,
+        "-2",
+        Some("log.local.retention.ms"),
         Validator::AtLeast(-2),
-        "Local time limit before segments become eligible for deletion (tiered storage)."),
-    def!("max.compaction.lag.ms", Long, I64_MAX, Some("log.cleaner.max.compaction.lag.ms"),
+        "Local time limit before segments become eligible for deletion (tiered storage)."
+    ),
+    def!(
+        "max.compaction.lag.ms",
+        Long,
+        I64_MAX,
+        Some("log.cleaner.max.compaction.lag.ms"),
         Validator::AtLeast(1),
-        "Maximum time a message remains ineligible for compaction."),
-    def!("max.message.bytes", Int, "1048588", Some("message.max.bytes"),
+        "Maximum time a message remains ineligible for compaction."
+    ),
+    def!(
+        "max.message.bytes",
+        Int,
+        "1048588",
+        Some("message.max.bytes"),
         Validator::AtLeast(0),
-        "Largest record batch size allowed."),
-    def!("message.timestamp.after.max.ms", Long, "3600000",
-        Some("log.message.timestamp.after.max.ms"), Validator::AtLeast(0),
-        "How far a CreateTime timestamp may lie in the future of the broker's clock."),
-    def!("message.timestamp.before.max.ms", Long, I64_MAX,
-        Some("log.message.timestamp.before.max.ms"), Validator::AtLeast(0),
-        "How far a CreateTime timestamp may lie in the past of the broker's clock."),
-    def!("message.timestamp.difference.max.ms", Long, I64_MAX,
-        Some("log.message.timestamp.difference.max.ms"), Validator::AtLeast(0),
-        "Deprecated: maximum difference between a CreateTime timestamp and the broker's clock."),
-    def!("message.timestamp.type", String, "CreateTime", Some("log.message.timestamp.type"),
+        "Largest record batch size allowed."
+    ),
+    def!(
+        "message.timestamp.after.max.ms",
+        Long,
+        "3600000",
+        Some("log.message.timestamp.after.max.ms"),
+        Validator::AtLeast(0),
+        "How far a CreateTime timestamp may lie in the future of the broker's clock."
+    ),
+    def!(
+        "message.timestamp.before.max.ms",
+        Long,
+        I64_MAX,
+        Some("log.message.timestamp.before.max.ms"),
+        Validator::AtLeast(0),
+        "How far a CreateTime timestamp may lie in the past of the broker's clock."
+    ),
+    def!(
+        "message.timestamp.difference.max.ms",
+        Long,
+        I64_MAX,
+        Some("log.message.timestamp.difference.max.ms"),
+        Validator::AtLeast(0),
+        "Deprecated: maximum difference between a CreateTime timestamp and the broker's clock."
+    ),
+    def!(
+        "message.timestamp.type",
+        String,
+        "CreateTime",
+        Some("log.message.timestamp.type"),
         Validator::OneOf(&["CreateTime", "LogAppendTime"]),
-        "Whether timestamps come from the producer (CreateTime) or the broker (LogAppendTime)."),
-    def!("min.cleanable.dirty.ratio", Double, "0.5", Some("log.cleaner.min.cleanable.ratio"),
+        "Whether timestamps come from the producer (CreateTime) or the broker (LogAppendTime)."
+    ),
+    def!(
+        "min.cleanable.dirty.ratio",
+        Double,
+        "0.5",
+        Some("log.cleaner.min.cleanable.ratio"),
         Validator::DoubleBetween(0.0, 1.0),
-        "Minimum dirty share of the log before the cleaner compacts it."),
-    def!("min.compaction.lag.ms", Long, "0", Some("log.cleaner.min.compaction.lag.ms"),
+        "Minimum dirty share of the log before the cleaner compacts it."
+    ),
+    def!(
+        "min.compaction.lag.ms",
+        Long,
+        "0",
+        Some("log.cleaner.min.compaction.lag.ms"),
         Validator::AtLeast(0),
-        "Minimum time a message remains uncompacted."),
-    def!("min.insync.replicas", Int, "1", Some("min.insync.replicas"), Validator::AtLeast(1),
-        "Minimum in-sync replicas for an acks=all write to succeed."),
-    def!("preallocate", Boolean, "false", Some("log.preallocate"), Validator::Any,
-        "Preallocate segment files (accepted, currently ignored)."),
-    def!("remote.log.copy.disable", Boolean, "false", None, Validator::Any,
-        "Stop copying segments to remote storage (tiered storage)."),
-    def!("remote.log.delete.on.disable", Boolean, "false", None, Validator::Any,
-        "Delete remote data when tiered storage is disabled."),
-    def!("remote.storage.enable", Boolean, "false", None, Validator::Any,
-        "Enable tiered storage for the topic."),
-    def!("retention.bytes", Long, "-1", Some("log.retention.bytes"), Validator::Any,
-        "Maximum partition size before old segments are deleted; -1 means no limit."),
-    def!("retention.ms", Long, "604800000", Some("log.retention.ms"), Validator::AtLeast(-1),
-        "Maximum age of a segment before it is deleted; -1 means no limit."),
-    def!("segment.bytes", Int, "1073741824", Some("log.segment.bytes"), Validator::AtLeast(14),
-        "Segment file size at which a new segment is rolled."),
-    def!("segment.index.bytes", Int, "10485760", Some("log.index.size.max.bytes"),
+        "Minimum time a message remains uncompacted."
+    ),
+    def!(
+        "min.insync.replicas",
+        Int,
+        "1",
+        Some("min.insync.replicas"),
+        Validator::AtLeast(1),
+        "Minimum in-sync replicas for an acks=all write to succeed."
+    ),
+    def!(
+        "preallocate",
+        Boolean,
+        "false",
+        Some("log.preallocate"),
+        Validator::Any,
+        "Preallocate segment files (accepted, currently ignored)."
+    ),
+    def!(
+        "remote.log.copy.disable",
+        Boolean,
+        "false",
+        None,
+        Validator::Any,
+        "Stop copying segments to remote storage (tiered storage)."
+    ),
+    def!(
+        "remote.log.delete.on.disable",
+        Boolean,
+        "false",
+        None,
+        Validator::Any,
+        "Delete remote data when tiered storage is disabled."
+    ),
+    def!(
+        "remote.storage.enable",
+        Boolean,
+        "false",
+        None,
+        Validator::Any,
+        "Enable tiered storage for the topic."
+    ),
+    def!(
+        "retention.bytes",
+        Long,
+        "-1",
+        Some("log.retention.bytes"),
+        Validator::Any,
+        "Maximum partition size before old segments are deleted; -1 means no limit."
+    ),
+    def!(
+        "retention.ms",
+        Long,
+        "604800000",
+        Some("log.retention.ms"),
+        Validator::AtLeast(-1),
+        "Maximum age of a segment before it is deleted; -1 means no limit."
+    ),
+    def!(
+        "segment.bytes",
+        Int,
+        "1073741824",
+        Some("log.segment.bytes"),
+        Validator::AtLeast(14),
+        "Segment file size at which a new segment is rolled."
+    ),
+    def!(
+        "segment.index.bytes",
+        Int,
+        "10485760",
+        Some("log.index.size.max.bytes"),
         Validator::AtLeast(4),
-        "Maximum size of a segment's offset index; a full index rolls the segment."),
-    def!("segment.jitter.ms", Long, "0", Some("log.roll.jitter.ms"), Validator::AtLeast(0),
-        "Maximum random jitter subtracted from segment.ms."),
-    def!("segment.ms", Long, "604800000", Some("log.roll.ms"), Validator::AtLeast(1),
-        "Time after which a segment is rolled even if not full."),
-    def!("unclean.leader.election.enable", Boolean, "false",
-        Some("unclean.leader.election.enable"), Validator::Any,
-        "Allow replicas outside the ISR to become leader, at the risk of data loss."),
+        "Maximum size of a segment's offset index; a full index rolls the segment."
+    ),
+    def!(
+        "segment.jitter.ms",
+        Long,
+        "0",
+        Some("log.roll.jitter.ms"),
+        Validator::AtLeast(0),
+        "Maximum random jitter subtracted from segment.ms."
+    ),
+    def!(
+        "segment.ms",
+        Long,
+        "604800000",
+        Some("log.roll.ms"),
+        Validator::AtLeast(1),
+        "Time after which a segment is rolled even if not full."
+    ),
+    def!(
+        "unclean.leader.election.enable",
+        Boolean,
+        "false",
+        Some("unclean.leader.election.enable"),
+        Validator::Any,
+        "Allow replicas outside the ISR to become leader, at the risk of data loss."
+    ),
 ];
 
 /// Looks a key up in [`TOPIC_CONFIGS`].
@@ -270,7 +455,10 @@ pub struct CleanupPolicy {
 
 impl Default for CleanupPolicy {
     fn default() -> Self {
-        CleanupPolicy { delete: true, compact: false }
+        CleanupPolicy {
+            delete: true,
+            compact: false,
+        }
     }
 }
 
@@ -424,7 +612,10 @@ fn parse_value(def: &ConfigDef, value: &str) -> Result<Parsed, ConfigError> {
             "true" => Parsed::Bool(true),
             "false" => Parsed::Bool(false),
             _ => {
-                return Err(ConfigError::new(def.name, format!("'{value}' is not a boolean")))
+                return Err(ConfigError::new(
+                    def.name,
+                    format!("'{value}' is not a boolean"),
+                ))
             }
         },
         ConfigType::Double => {
@@ -432,20 +623,29 @@ fn parse_value(def: &ConfigDef, value: &str) -> Result<Parsed, ConfigError> {
                 .parse::<f64>()
                 .map_err(|_| ConfigError::new(def.name, format!("'{value}' is not a double")))?;
             if !d.is_finite() {
-                return Err(ConfigError::new(def.name, format!("'{value}' is not finite")));
+                return Err(ConfigError::new(
+                    def.name,
+                    format!("'{value}' is not finite"),
+                ));
             }
             Parsed::Double(d)
         }
         ConfigType::String => Parsed::Str(v.to_string()),
         ConfigType::List => Parsed::List(
-            v.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect(),
+            v.split(',')
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+                .collect(),
         ),
     };
     match (&def.validator, &parsed) {
         (Validator::Any, _) => {}
         (Validator::AtLeast(min), Parsed::Long(n)) => {
             if n < min {
-                return Err(ConfigError::new(def.name, format!("value {n} must be at least {min}")));
+                return Err(ConfigError::new(
+                    def.name,
+                    format!("value {n} must be at least {min}"),
+                ));
             }
         }
         (Validator::Between(lo, hi), Parsed::Long(n)) => {
@@ -490,7 +690,12 @@ fn parse_value(def: &ConfigDef, value: &str) -> Result<Parsed, ConfigError> {
                 ));
             }
         }
-        _ => return Err(ConfigError::new(def.name, "validator does not match the type")),
+        _ => {
+            return Err(ConfigError::new(
+                def.name,
+                "validator does not match the type",
+            ))
+        }
     }
     Ok(parsed)
 }
@@ -663,12 +868,14 @@ impl LogConfig {
 
     /// The effective bound on how far in the past a CreateTime timestamp may be.
     pub fn effective_timestamp_before_max_ms(&self) -> i64 {
-        self.message_timestamp_before_max_ms.min(self.message_timestamp_difference_max_ms)
+        self.message_timestamp_before_max_ms
+            .min(self.message_timestamp_difference_max_ms)
     }
 
     /// The effective bound on how far in the future a CreateTime timestamp may be.
     pub fn effective_timestamp_after_max_ms(&self) -> i64 {
-        self.message_timestamp_after_max_ms.min(self.message_timestamp_difference_max_ms)
+        self.message_timestamp_after_max_ms
+            .min(self.message_timestamp_difference_max_ms)
     }
 }
 
@@ -689,7 +896,12 @@ mod tests {
     fn defaults_match_the_table() {
         let c = LogConfig::default();
         for def in TOPIC_CONFIGS {
-            assert_eq!(c.value_of(def.name).as_deref(), Some(def.default), "{}", def.name);
+            assert_eq!(
+                c.value_of(def.name).as_deref(),
+                Some(def.default),
+                "{}",
+                def.name
+            );
             validate_topic_config(def.name, def.default).unwrap();
             let again = c.with_overrides([(def.name, def.default)]).unwrap();
             assert_eq!(again, c, "{}", def.name);
@@ -714,12 +926,27 @@ mod tests {
         assert_eq!(syn("flush.ms"), Some("log.flush.interval.ms"));
         assert_eq!(syn("cleanup.policy"), Some("log.cleanup.policy"));
         assert_eq!(syn("max.message.bytes"), Some("message.max.bytes"));
-        assert_eq!(syn("index.interval.bytes"), Some("log.index.interval.bytes"));
+        assert_eq!(
+            syn("index.interval.bytes"),
+            Some("log.index.interval.bytes")
+        );
         assert_eq!(syn("segment.index.bytes"), Some("log.index.size.max.bytes"));
-        assert_eq!(syn("file.delete.delay.ms"), Some("log.segment.delete.delay.ms"));
-        assert_eq!(syn("delete.retention.ms"), Some("log.cleaner.delete.retention.ms"));
-        assert_eq!(syn("min.cleanable.dirty.ratio"), Some("log.cleaner.min.cleanable.ratio"));
-        assert_eq!(syn("message.timestamp.type"), Some("log.message.timestamp.type"));
+        assert_eq!(
+            syn("file.delete.delay.ms"),
+            Some("log.segment.delete.delay.ms")
+        );
+        assert_eq!(
+            syn("delete.retention.ms"),
+            Some("log.cleaner.delete.retention.ms")
+        );
+        assert_eq!(
+            syn("min.cleanable.dirty.ratio"),
+            Some("log.cleaner.min.cleanable.ratio")
+        );
+        assert_eq!(
+            syn("message.timestamp.type"),
+            Some("log.message.timestamp.type")
+        );
         assert_eq!(syn("preallocate"), Some("log.preallocate"));
         assert_eq!(syn("segment.jitter.ms"), Some("log.roll.jitter.ms"));
         assert_eq!(syn("compression.type"), Some("compression.type"));
@@ -741,7 +968,13 @@ mod tests {
             ])
             .unwrap();
         assert_eq!(c.retention_ms, -1);
-        assert_eq!(c.cleanup_policy, CleanupPolicy { delete: true, compact: true });
+        assert_eq!(
+            c.cleanup_policy,
+            CleanupPolicy {
+                delete: true,
+                compact: true
+            }
+        );
         assert_eq!(c.value_of("cleanup.policy").unwrap(), "compact,delete");
         assert_eq!(c.message_timestamp_type, TimestampType::LogAppendTime);
         assert_eq!(c.value_of("min.cleanable.dirty.ratio").unwrap(), "1.0");
@@ -791,6 +1024,9 @@ mod tests {
             .unwrap();
         assert_eq!(c.effective_timestamp_after_max_ms(), 1000);
         assert_eq!(c.effective_timestamp_before_max_ms(), 1000);
-        assert_eq!(LogConfig::default().effective_timestamp_after_max_ms(), 3_600_000);
+        assert_eq!(
+            LogConfig::default().effective_timestamp_after_max_ms(),
+            3_600_000
+        );
     }
 }

@@ -54,7 +54,9 @@ impl LeaderEpochCache {
             .ok_or_else(|| bad("missing entry count"))?;
         let mut cache = Self::default();
         for _ in 0..count {
-            let line = lines.next().ok_or_else(|| bad("fewer entries than announced"))?;
+            let line = lines
+                .next()
+                .ok_or_else(|| bad("fewer entries than announced"))?;
             let mut parts = line.split_whitespace();
             let epoch = parts.next().and_then(|p| p.parse().ok());
             let offset = parts.next().and_then(|p| p.parse().ok());
@@ -107,7 +109,10 @@ impl LeaderEpochCache {
                 break;
             }
         }
-        self.entries.push(EpochEntry { epoch, start_offset });
+        self.entries.push(EpochEntry {
+            epoch,
+            start_offset,
+        });
         true
     }
 
@@ -150,11 +155,16 @@ impl LeaderEpochCache {
     /// Moves the cache's start to `start_offset` (log start moved): entries starting at or
     /// before it collapse into one entry of the newest such epoch starting at `start_offset`.
     pub fn truncate_from_start(&mut self, start_offset: i64) -> bool {
-        let n = self.entries.partition_point(|e| e.start_offset <= start_offset);
+        let n = self
+            .entries
+            .partition_point(|e| e.start_offset <= start_offset);
         if n == 0 {
             return false;
         }
-        let kept = EpochEntry { epoch: self.entries[n - 1].epoch, start_offset };
+        let kept = EpochEntry {
+            epoch: self.entries[n - 1].epoch,
+            start_offset,
+        };
         if n == 1 && self.entries[0] == kept {
             return false;
         }
@@ -188,13 +198,32 @@ mod tests {
         let mut c = cache(&[(0, 0), (1, 10), (3, 20)]);
         assert!(!c.assign(3, 25), "same epoch, later offset: no change");
         assert!(c.assign(3, 15), "same epoch, earlier offset replaces");
-        assert_eq!(c.entries().last(), Some(&EpochEntry { epoch: 3, start_offset: 15 }));
+        assert_eq!(
+            c.entries().last(),
+            Some(&EpochEntry {
+                epoch: 3,
+                start_offset: 15
+            })
+        );
         // An older epoch at a later offset (follower copying a divergent leader) drops newer
         // epochs, as Kafka does.
         assert!(c.assign(2, 30));
         assert_eq!(
             c.entries(),
-            &[EpochEntry { epoch: 0, start_offset: 0 }, EpochEntry { epoch: 1, start_offset: 10 }, EpochEntry { epoch: 2, start_offset: 30 }]
+            &[
+                EpochEntry {
+                    epoch: 0,
+                    start_offset: 0
+                },
+                EpochEntry {
+                    epoch: 1,
+                    start_offset: 10
+                },
+                EpochEntry {
+                    epoch: 2,
+                    start_offset: 30
+                }
+            ]
         );
         assert!(!c.assign(-1, 40));
         assert_eq!(c.latest_epoch(), Some(2));
@@ -205,9 +234,17 @@ mod tests {
         let c = cache(&[(1, 0), (2, 10), (5, 30)]);
         assert_eq!(c.end_offset_for(5, 42), Some((5, 42)));
         assert_eq!(c.end_offset_for(2, 42), Some((2, 30)));
-        assert_eq!(c.end_offset_for(3, 42), Some((2, 30)), "largest epoch ≤ requested");
+        assert_eq!(
+            c.end_offset_for(3, 42),
+            Some((2, 30)),
+            "largest epoch ≤ requested"
+        );
         assert_eq!(c.end_offset_for(1, 42), Some((1, 10)));
-        assert_eq!(c.end_offset_for(0, 42), Some((0, 0)), "older than all known");
+        assert_eq!(
+            c.end_offset_for(0, 42),
+            Some((0, 0)),
+            "older than all known"
+        );
         assert_eq!(c.end_offset_for(6, 42), None, "newer than all known");
         assert_eq!(c.end_offset_for(-1, 42), None);
         assert_eq!(LeaderEpochCache::default().end_offset_for(0, 5), None);
@@ -226,7 +263,16 @@ mod tests {
         assert!(c.truncate_from_start(15));
         assert_eq!(
             c.entries(),
-            &[EpochEntry { epoch: 2, start_offset: 15 }, EpochEntry { epoch: 5, start_offset: 30 }]
+            &[
+                EpochEntry {
+                    epoch: 2,
+                    start_offset: 15
+                },
+                EpochEntry {
+                    epoch: 5,
+                    start_offset: 30
+                }
+            ]
         );
         assert!(!c.truncate_from_start(15));
         assert!(!c.truncate_from_start(3));
@@ -243,6 +289,9 @@ mod tests {
         fs::write(dir.path().join(LEADER_EPOCH_CHECKPOINT), "0\n2\n0 0\n").unwrap();
         assert!(LeaderEpochCache::load(dir.path()).is_err());
         let empty = tempfile::tempdir().unwrap();
-        assert_eq!(LeaderEpochCache::load(empty.path()).unwrap(), LeaderEpochCache::default());
+        assert_eq!(
+            LeaderEpochCache::load(empty.path()).unwrap(),
+            LeaderEpochCache::default()
+        );
     }
 }

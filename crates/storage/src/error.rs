@@ -123,7 +123,10 @@ pub enum StorageError {
 impl StorageError {
     /// Wraps an I/O error with the path it happened on.
     pub fn io(path: impl AsRef<Path>, source: io::Error) -> Self {
-        StorageError::Io { path: path.as_ref().to_path_buf(), source }
+        StorageError::Io {
+            path: path.as_ref().to_path_buf(),
+            source,
+        }
     }
 
     /// The Kafka error code a broker should answer with.

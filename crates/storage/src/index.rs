@@ -59,7 +59,10 @@ impl IndexEntry for TimeEntry {
     fn decode(b: &[u8]) -> Self {
         let mut ts = [0u8; 8];
         ts.copy_from_slice(&b[0..8]);
-        TimeEntry { ts: i64::from_be_bytes(ts), rel: u32::from_be_bytes([b[8], b[9], b[10], b[11]]) }
+        TimeEntry {
+            ts: i64::from_be_bytes(ts),
+            rel: u32::from_be_bytes([b[8], b[9], b[10], b[11]]),
+        }
     }
 }
 
@@ -78,7 +81,12 @@ pub(crate) struct Index<E> {
 impl<E: IndexEntry> Index<E> {
     /// A new, empty index whose file (if any) must be rewritten.
     pub(crate) fn new_empty() -> Self {
-        Index { entries: Vec::new(), written: 0, file_too_long: true, unsynced: false }
+        Index {
+            entries: Vec::new(),
+            written: 0,
+            file_too_long: true,
+            unsynced: false,
+        }
     }
 
     /// Loads an index file. `Ok(None)` when the file is missing or its size is not a multiple
@@ -94,7 +102,12 @@ impl<E: IndexEntry> Index<E> {
         }
         let entries: Vec<E> = bytes.chunks_exact(E::SIZE).map(E::decode).collect();
         let written = entries.len();
-        Ok(Some(Index { entries, written, file_too_long: false, unsynced: false }))
+        Ok(Some(Index {
+            entries,
+            written,
+            file_too_long: false,
+            unsynced: false,
+        }))
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -139,7 +152,12 @@ impl<E: IndexEntry> Index<E> {
         if !pending && !(sync && self.unsynced) {
             return Ok(());
         }
-        let file = OpenOptions::new().create(true).write(true).truncate(false).open(path).at(path)?;
+        let file = OpenOptions::new()
+            .create(true)
+            .write(true)
+            .truncate(false)
+            .open(path)
+            .at(path)?;
         if self.file_too_long {
             file.set_len((self.written * E::SIZE) as u64).at(path)?;
             self.file_too_long = false;
@@ -150,7 +168,8 @@ impl<E: IndexEntry> Index<E> {
             for e in &self.entries[self.written..] {
                 e.encode(&mut buf);
             }
-            io.write_at(&file, path, &buf, (self.written * E::SIZE) as u64).at(path)?;
+            io.write_at(&file, path, &buf, (self.written * E::SIZE) as u64)
+                .at(path)?;
             self.written = self.entries.len();
             self.unsynced = true;
         }
@@ -177,7 +196,9 @@ impl Index<OffsetEntry> {
 
     /// Entries strictly increasing in offset and position, positions inside `size` bytes.
     pub(crate) fn is_sane(&self, size: u64) -> bool {
-        self.entries.windows(2).all(|w| w[0].rel < w[1].rel && w[0].pos < w[1].pos)
+        self.entries
+            .windows(2)
+            .all(|w| w[0].rel < w[1].rel && w[0].pos < w[1].pos)
             && self.entries.last().is_none_or(|e| (e.pos as u64) < size)
     }
 }
@@ -191,7 +212,9 @@ impl Index<TimeEntry> {
 
     /// Entries strictly increasing in timestamp and non-decreasing in offset.
     pub(crate) fn is_sane(&self) -> bool {
-        self.entries.windows(2).all(|w| w[0].ts < w[1].ts && w[0].rel <= w[1].rel)
+        self.entries
+            .windows(2)
+            .all(|w| w[0].ts < w[1].ts && w[0].rel <= w[1].rel)
     }
 }
 
@@ -216,7 +239,10 @@ mod tests {
         assert_eq!(idx.floor_position(100), None);
         assert!(idx.is_sane(12501));
         assert!(!idx.is_sane(12500));
-        idx.push(OffsetEntry { rel: 30, pos: 13000 });
+        idx.push(OffsetEntry {
+            rel: 30,
+            pos: 13000,
+        });
         assert!(!idx.is_sane(20000));
     }
 
@@ -240,7 +266,10 @@ mod tests {
         let path = dir.path().join("x.index");
         let mut idx = Index::<OffsetEntry>::new_empty();
         for i in 0..10 {
-            idx.push(OffsetEntry { rel: i, pos: i * 100 });
+            idx.push(OffsetEntry {
+                rel: i,
+                pos: i * 100,
+            });
         }
         idx.write_out(&StdIo, &path, false).unwrap();
         assert_eq!(fs::metadata(&path).unwrap().len(), 80);
@@ -254,6 +283,8 @@ mod tests {
         assert_eq!(fs::metadata(&path).unwrap().len(), 32);
         fs::write(&path, [0u8; 7]).unwrap();
         assert!(Index::<OffsetEntry>::load(&path).unwrap().is_none());
-        assert!(Index::<OffsetEntry>::load(&dir.path().join("none")).unwrap().is_none());
+        assert!(Index::<OffsetEntry>::load(&dir.path().join("none"))
+            .unwrap()
+            .is_none());
     }
 }

@@ -63,7 +63,10 @@ impl FileSlice {
     /// Reads the bytes into `buf`, which must be exactly [`FileSlice::len`] long.
     pub fn read_into(&self, buf: &mut [u8]) -> io::Result<()> {
         if buf.len() != self.len {
-            return Err(io::Error::new(io::ErrorKind::InvalidInput, "buffer length mismatch"));
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "buffer length mismatch",
+            ));
         }
         self.file.read_exact_at(buf, self.position)
     }

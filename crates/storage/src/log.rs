@@ -187,18 +187,26 @@ impl Log {
         for entry in fs::read_dir(&dir).at(&dir)? {
             let entry = entry.at(&dir)?;
             let path = entry.path();
-            let Some(name) = path.file_name().and_then(|n| n.to_str()).map(str::to_string) else {
+            let Some(name) = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .map(str::to_string)
+            else {
                 continue;
             };
-            if [".deleted", ".cleaned", ".swap", ".tmp"].iter().any(|s| name.ends_with(s)) {
+            if [".deleted", ".cleaned", ".swap", ".tmp"]
+                .iter()
+                .any(|s| name.ends_with(s))
+            {
                 debug!(file = %path.display(), "removing leftover file");
                 remove_file_if_exists(&path)?;
             } else if let Some(base) = name.strip_suffix(".log").and_then(parse_offset_name) {
                 bases.push(base);
             } else if let Some(o) = name.strip_suffix(".snapshot").and_then(parse_offset_name) {
                 snapshots.push(o);
-            } else if let Some(stem) =
-                name.strip_suffix(".index").or_else(|| name.strip_suffix(".timeindex"))
+            } else if let Some(stem) = name
+                .strip_suffix(".index")
+                .or_else(|| name.strip_suffix(".timeindex"))
             {
                 if parse_offset_name(stem).is_some() {
                     indexes.push((path.clone(), stem.to_string()));
@@ -215,8 +223,11 @@ impl Log {
         }
 
         let interval = config.index_interval_bytes.max(0) as u64;
-        let recover_from = (!opts.clean_shutdown)
-            .then(|| bases.partition_point(|&b| b <= opts.recovery_point).saturating_sub(1));
+        let recover_from = (!opts.clean_shutdown).then(|| {
+            bases
+                .partition_point(|&b| b <= opts.recovery_point)
+                .saturating_sub(1)
+        });
         let mut segments: Vec<Segment> = Vec::with_capacity(bases.len().max(1));
         let mut recovered = false;
         for (i, &base) in bases.iter().enumerate() {
@@ -302,7 +313,9 @@ impl Log {
             log.recovery_point = log.segments[0].base_offset;
             log.flush()?;
         } else {
-            log.recovery_point = opts.recovery_point.clamp(log.log_start_offset.min(leo), leo);
+            log.recovery_point = opts
+                .recovery_point
+                .clamp(log.log_start_offset.min(leo), leo);
         }
         info!(tp = %log.tp, log_start = log.log_start_offset, log_end = leo,
             segments = log.segments.len(), recovered, "log loaded");
@@ -316,7 +329,10 @@ impl Log {
         config: LogConfig,
         clock: Arc<dyn Clock>,
     ) -> Result<Log> {
-        let opts = LogOpenOptions { clean_shutdown: true, ..LogOpenOptions::default() };
+        let opts = LogOpenOptions {
+            clean_shutdown: true,
+            ..LogOpenOptions::default()
+        };
         Log::open(dir, tp, config, opts, clock)
     }
 
@@ -426,7 +442,9 @@ impl Log {
 
     /// Index of the segment that would hold `offset` (the last with base ≤ offset).
     fn segment_index_for(&self, offset: i64) -> usize {
-        self.segments.partition_point(|s| s.base_offset <= offset).saturating_sub(1)
+        self.segments
+            .partition_point(|s| s.base_offset <= offset)
+            .saturating_sub(1)
     }
 
     // ----- configuration and metadata --------------------------------------------------------
@@ -452,7 +470,11 @@ impl Log {
 
     /// Appends one producer batch as leader: validates it, assigns offsets from the log end,
     /// stamps `leader_epoch` (and LogAppendTime), checks idempotence, writes it.
-    pub fn append_as_leader(&mut self, batch: &mut [u8], leader_epoch: i32) -> Result<LogAppendInfo> {
+    pub fn append_as_leader(
+        &mut self,
+        batch: &mut [u8],
+        leader_epoch: i32,
+    ) -> Result<LogAppendInfo> {
         self.append_as_leader_from(batch, leader_epoch, AppendOrigin::Client)
     }
 
@@ -472,14 +494,21 @@ impl Log {
         }
         let max = self.config.max_message_bytes.max(0) as usize;
         if batch.len() > max {
-            return Err(StorageError::RecordTooLarge { size: batch.len(), max });
+            return Err(StorageError::RecordTooLarge {
+                size: batch.len(),
+                max,
+            });
         }
         let segment_bytes = self.config.segment_bytes.max(0) as usize;
         if batch.len() > segment_bytes {
-            return Err(StorageError::BatchLargerThanSegment { size: batch.len(), segment_bytes });
+            return Err(StorageError::BatchLargerThanSegment {
+                size: batch.len(),
+                segment_bytes,
+            });
         }
         let header = validate_batch(batch)?;
-        if header.record_count <= 0 || header.record_count as i64 != header.last_offset_delta as i64 + 1
+        if header.record_count <= 0
+            || header.record_count as i64 != header.last_offset_delta as i64 + 1
         {
             return Err(StorageError::InvalidRecord(format!(
                 "record count {} does not match the offset delta {}",
@@ -487,7 +516,9 @@ impl Log {
             )));
         }
         if header.is_control() && origin == AppendOrigin::Client {
-            return Err(StorageError::InvalidRecord("clients may not write control batches".into()));
+            return Err(StorageError::InvalidRecord(
+                "clients may not write control batches".into(),
+            ));
         }
         let now = self.clock.now_ms();
         let log_append_time = self.config.message_timestamp_type == TimestampType::LogAppendTime;
@@ -510,8 +541,18 @@ impl Log {
             }
         }
         let base = self.log_end_offset();
-        let max_ts = if log_append_time { now } else { header.max_timestamp };
-        self.maybe_roll(batch.len(), max_ts, base + header.last_offset_delta as i64, base, now)?;
+        let max_ts = if log_append_time {
+            now
+        } else {
+            header.max_timestamp
+        };
+        self.maybe_roll(
+            batch.len(),
+            max_ts,
+            base + header.last_offset_delta as i64,
+            base,
+            now,
+        )?;
         set_base_offset(batch, base);
         set_partition_leader_epoch(batch, leader_epoch);
         if log_append_time {
@@ -520,7 +561,8 @@ impl Log {
         let header = BatchHeader::parse(batch)?;
         let interval = self.config.index_interval_bytes.max(0) as u64;
         let io = Arc::clone(&self.io);
-        self.active_mut().append(io.as_ref(), batch, &header, interval)?;
+        self.active_mut()
+            .append(io.as_ref(), batch, &header, interval)?;
         if leader_epoch >= 0 && self.epochs.latest_epoch().is_none_or(|l| leader_epoch > l) {
             self.epochs.assign(leader_epoch, base);
             self.epochs.flush(&self.dir)?;
@@ -581,13 +623,18 @@ impl Log {
                 });
             }
             if h.size() > segment_bytes {
-                return Err(StorageError::BatchLargerThanSegment { size: h.size(), segment_bytes });
+                return Err(StorageError::BatchLargerThanSegment {
+                    size: h.size(),
+                    segment_bytes,
+                });
             }
             expected = h.next_offset();
             ranges.push((h, range));
         }
         if ranges.is_empty() {
-            return Err(StorageError::InvalidRecord("no record batch to append".into()));
+            return Err(StorageError::InvalidRecord(
+                "no record batch to append".into(),
+            ));
         }
         let now = self.clock.now_ms();
         let interval = self.config.index_interval_bytes.max(0) as u64;
@@ -603,8 +650,15 @@ impl Log {
         };
         let mut epochs_changed = false;
         for (h, range) in ranges {
-            self.maybe_roll(h.size(), h.max_timestamp, h.last_offset(), h.base_offset, now)?;
-            self.active_mut().append(io.as_ref(), &batches[range], &h, interval)?;
+            self.maybe_roll(
+                h.size(),
+                h.max_timestamp,
+                h.last_offset(),
+                h.base_offset,
+                now,
+            )?;
+            self.active_mut()
+                .append(io.as_ref(), &batches[range], &h, interval)?;
             if h.partition_leader_epoch >= 0 {
                 epochs_changed |= self.epochs.assign(h.partition_leader_epoch, h.base_offset);
             }
@@ -792,8 +846,10 @@ impl Log {
                 if h.max_timestamp >= timestamp && h.last_offset() >= start {
                     let bytes = seg.read_batch(pos, h.size())?;
                     let decoded = decode_batch(&bytes)?;
-                    if let Some(r) =
-                        decoded.records.iter().find(|r| r.timestamp >= timestamp && r.offset >= start)
+                    if let Some(r) = decoded
+                        .records
+                        .iter()
+                        .find(|r| r.timestamp >= timestamp && r.offset >= start)
                     {
                         return Ok(Some(TimestampAndOffset {
                             timestamp: r.timestamp,
@@ -834,7 +890,11 @@ impl Log {
             .find(|r| r.timestamp == seg.max_timestamp)
             .map(|r| (r.timestamp, r.offset))
             .unwrap_or((h.max_timestamp, h.last_offset()));
-        Ok(Some(TimestampAndOffset { timestamp: found.0, offset: found.1, leader_epoch: epoch }))
+        Ok(Some(TimestampAndOffset {
+            timestamp: found.0,
+            offset: found.1,
+            leader_epoch: epoch,
+        }))
     }
 
     // ----- leader epochs -----------------------------------------------------------------
@@ -967,7 +1027,9 @@ impl Log {
     pub fn truncate_to(&mut self, offset: i64) -> Result<bool> {
         self.ensure_open()?;
         if offset < 0 {
-            return Err(StorageError::InvalidRecord(format!("cannot truncate to offset {offset}")));
+            return Err(StorageError::InvalidRecord(format!(
+                "cannot truncate to offset {offset}"
+            )));
         }
         if offset >= self.log_end_offset() {
             return Ok(false);
@@ -1005,7 +1067,12 @@ impl Log {
             seg.delete_files()?;
         }
         let now = self.clock.now_ms();
-        self.segments.push(Segment::create(&self.dir, offset, now, jitter(&self.config))?);
+        self.segments.push(Segment::create(
+            &self.dir,
+            offset,
+            now,
+            jitter(&self.config),
+        )?);
         self.dir_dirty = true;
         self.log_start_offset = offset;
         self.recovery_point = offset;
@@ -1237,7 +1304,10 @@ fn read_topic_id(dir: &Path) -> Result<Option<String>> {
             return Ok(Some(id.trim().to_string()));
         }
     }
-    Err(StorageError::MalformedFile { path, reason: "no topic_id line".into() })
+    Err(StorageError::MalformedFile {
+        path,
+        reason: "no topic_id line".into(),
+    })
 }
 
 #[cfg(test)]

@@ -15,30 +15,60 @@ struct Fixture {
 fn fixture() -> Fixture {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("t-0");
-    Fixture { _tmp: tmp, dir, clock: ManualClock::new(T0) }
+    Fixture {
+        _tmp: tmp,
+        dir,
+        clock: ManualClock::new(T0),
+    }
 }
 
 impl Fixture {
     fn open(&self, config: LogConfig, opts: LogOpenOptions) -> Log {
-        Log::open(&self.dir, TopicPartition::new("t", 0), config, opts, Arc::new(self.clock.clone()))
-            .unwrap()
+        Log::open(
+            &self.dir,
+            TopicPartition::new("t", 0),
+            config,
+            opts,
+            Arc::new(self.clock.clone()),
+        )
+        .unwrap()
     }
     fn create(&self, config: LogConfig) -> Log {
-        self.open(config, LogOpenOptions { clean_shutdown: true, ..Default::default() })
+        self.open(
+            config,
+            LogOpenOptions {
+                clean_shutdown: true,
+                ..Default::default()
+            },
+        )
     }
     fn reopen(&self, config: LogConfig, clean: bool) -> Log {
-        self.open(config, LogOpenOptions { clean_shutdown: clean, ..Default::default() })
+        self.open(
+            config,
+            LogOpenOptions {
+                clean_shutdown: clean,
+                ..Default::default()
+            },
+        )
     }
 }
 
 fn cfg(pairs: &[(&str, &str)]) -> LogConfig {
-    LogConfig::default().with_overrides(pairs.iter().copied()).unwrap()
+    LogConfig::default()
+        .with_overrides(pairs.iter().copied())
+        .unwrap()
 }
 
 fn batch(n: usize, ts: i64, value_len: usize) -> Vec<u8> {
     let mut b = BatchBuilder::new(Compression::None, ts);
     for i in 0..n {
-        b.push(Record::new(Some(format!("k{i}").into_bytes()), Some(vec![b'x'; value_len])).with_timestamp(ts + i as i64));
+        b.push(
+            Record::new(
+                Some(format!("k{i}").into_bytes()),
+                Some(vec![b'x'; value_len]),
+            )
+            .with_timestamp(ts + i as i64),
+        );
     }
     b.build().unwrap().to_vec()
 }
@@ -80,7 +110,10 @@ fn appends_assign_offsets_and_stamp_epochs() {
     let mut log = f.create(LogConfig::default());
     let mut b = batch(3, T0, 10);
     let info = log.append_as_leader(&mut b, 5).unwrap();
-    assert_eq!((info.first_offset, info.last_offset, info.record_count), (0, 2, 3));
+    assert_eq!(
+        (info.first_offset, info.last_offset, info.record_count),
+        (0, 2, 3)
+    );
     assert_eq!(info.max_timestamp, T0 + 2);
     assert_eq!(info.log_append_time, -1);
     assert!(!info.duplicate);
@@ -104,19 +137,31 @@ fn rejects_bad_batches() {
     let mut log = f.create(cfg(&[("max.message.bytes", "2000")]));
     let mut two = batch(1, T0, 10);
     two.extend(batch(1, T0, 10));
-    assert!(matches!(log.append_as_leader(&mut two, 0), Err(StorageError::InvalidRecord(_))));
+    assert!(matches!(
+        log.append_as_leader(&mut two, 0),
+        Err(StorageError::InvalidRecord(_))
+    ));
     let mut bad = batch(2, T0, 10);
     let n = bad.len();
     bad[n - 1] ^= 1;
     let err = log.append_as_leader(&mut bad, 0).unwrap_err();
-    assert!(matches!(err, StorageError::Corrupt(BatchError::CrcMismatch { .. })));
+    assert!(matches!(
+        err,
+        StorageError::Corrupt(BatchError::CrcMismatch { .. })
+    ));
     assert_eq!(err.error_code(), fjord_common::ErrorCode::CorruptMessage);
     let mut big = batch(1, T0, 3000);
     let err = log.append_as_leader(&mut big, 0).unwrap_err();
-    assert!(matches!(err, StorageError::RecordTooLarge { max: 2000, .. }));
+    assert!(matches!(
+        err,
+        StorageError::RecordTooLarge { max: 2000, .. }
+    ));
     let mut short = batch(1, T0, 10);
     short.pop();
-    assert!(matches!(log.append_as_leader(&mut short, 0), Err(StorageError::Corrupt(_))));
+    assert!(matches!(
+        log.append_as_leader(&mut short, 0),
+        Err(StorageError::Corrupt(_))
+    ));
     let mut future = batch(1, T0 + 3_600_001, 10);
     assert!(matches!(
         log.append_as_leader(&mut future, 0),
@@ -128,7 +173,10 @@ fn rejects_bad_batches() {
     control[22] |= 0x20; // control bit in attributes
     let crc = fjord_protocol::batch::compute_crc(&control);
     control[17..21].copy_from_slice(&crc.to_be_bytes());
-    assert!(matches!(log.append_as_leader(&mut control, 0), Err(StorageError::InvalidRecord(_))));
+    assert!(matches!(
+        log.append_as_leader(&mut control, 0),
+        Err(StorageError::InvalidRecord(_))
+    ));
     assert_eq!(log.log_end_offset(), 0, "nothing was appended");
 }
 
@@ -142,7 +190,10 @@ fn rolls_by_size() {
     }
     assert_eq!(log.segment_base_offsets(), vec![0, 3, 6, 9]);
     assert!(f.dir.join("00000000000000000003.log").exists());
-    assert!(f.dir.join("00000000000000000003.snapshot").exists(), "snapshot at roll");
+    assert!(
+        f.dir.join("00000000000000000003.snapshot").exists(),
+        "snapshot at roll"
+    );
     assert_eq!(read_all(&log).len(), 10);
     let err = log.append_as_leader(&mut batch(6, T0, 100), 0).unwrap_err();
     assert!(matches!(err, StorageError::BatchLargerThanSegment { .. }));
@@ -153,13 +204,18 @@ fn rolls_by_time_kafka_rule() {
     let f = fixture();
     let mut log = f.create(cfg(&[("segment.ms", "1000")]));
     log.append_as_leader(&mut batch(1, T0, 10), 0).unwrap();
-    log.append_as_leader(&mut batch(1, T0 + 1000, 10), 0).unwrap();
+    log.append_as_leader(&mut batch(1, T0 + 1000, 10), 0)
+        .unwrap();
     assert_eq!(log.segment_count(), 1, "exactly segment.ms apart: no roll");
-    log.append_as_leader(&mut batch(1, T0 + 1001, 10), 0).unwrap();
+    log.append_as_leader(&mut batch(1, T0 + 1001, 10), 0)
+        .unwrap();
     assert_eq!(log.segment_base_offsets(), vec![0, 2]);
     // LogAppendTime: the clock decides.
     let f2 = fixture();
-    let mut log = f2.create(cfg(&[("segment.ms", "1000"), ("message.timestamp.type", "LogAppendTime")]));
+    let mut log = f2.create(cfg(&[
+        ("segment.ms", "1000"),
+        ("message.timestamp.type", "LogAppendTime"),
+    ]));
     let info = log.append_as_leader(&mut batch(1, 5, 10), 0).unwrap();
     assert_eq!(info.log_append_time, T0);
     assert_eq!(info.max_timestamp, T0);
@@ -174,7 +230,10 @@ fn rolls_by_time_kafka_rule() {
 #[test]
 fn rolls_when_index_is_full() {
     let f = fixture();
-    let mut log = f.create(cfg(&[("segment.index.bytes", "24"), ("index.interval.bytes", "0")]));
+    let mut log = f.create(cfg(&[
+        ("segment.index.bytes", "24"),
+        ("index.interval.bytes", "0"),
+    ]));
     for _ in 0..8 {
         log.append_as_leader(&mut batch(1, T0, 10), 0).unwrap();
     }
@@ -218,10 +277,20 @@ fn reads_whole_batches_within_bounds() {
     assert_eq!(r.log_end_offset, 50);
     assert!(matches!(
         log.read(51, 100, i64::MAX, true),
-        Err(StorageError::OffsetOutOfRange { requested: 51, log_start: 0, log_end: 50 })
+        Err(StorageError::OffsetOutOfRange {
+            requested: 51,
+            log_start: 0,
+            log_end: 50
+        })
     ));
     // Bytes are the stored batches.
-    let bytes = log.read(0, 1 << 20, i64::MAX, true).unwrap().slice.unwrap().read_bytes().unwrap();
+    let bytes = log
+        .read(0, 1 << 20, i64::MAX, true)
+        .unwrap()
+        .slice
+        .unwrap()
+        .read_bytes()
+        .unwrap();
     assert_eq!(bytes.len(), sizes.iter().sum::<usize>());
     assert_eq!(BatchIter::new(&bytes).count(), 10);
 }
@@ -256,13 +325,19 @@ fn deleted_segment_stays_readable_through_a_slice() {
     assert!(!f.dir.join("00000000000000000000.log").exists());
     let bytes = r.slice.unwrap().read_bytes().unwrap();
     assert_eq!(bytes.len(), 2 * one);
-    assert!(matches!(log.read(3, 100, i64::MAX, true), Err(StorageError::OffsetOutOfRange { .. })));
+    assert!(matches!(
+        log.read(3, 100, i64::MAX, true),
+        Err(StorageError::OffsetOutOfRange { .. })
+    ));
 }
 
 #[test]
 fn timestamp_lookups() {
     let f = fixture();
-    let mut log = f.create(cfg(&[("index.interval.bytes", "1"), ("segment.bytes", "700")]));
+    let mut log = f.create(cfg(&[
+        ("index.interval.bytes", "1"),
+        ("segment.bytes", "700"),
+    ]));
     // Batches of 5 records with timestamps base..base+4; bases 0, 100, 50, 200, ...
     let bases = [0, 100, 50, 200, 300, 250, 400, 500, 450, 600];
     for (i, b) in bases.iter().enumerate() {
@@ -270,10 +345,18 @@ fn timestamp_lookups() {
         log.append_as_leader(&mut bytes, i as i32).unwrap();
     }
     assert!(log.segment_count() > 2);
-    let find = |ts| log.offset_for_timestamp(T0 + ts).unwrap().map(|t| (t.timestamp - T0, t.offset));
+    let find = |ts| {
+        log.offset_for_timestamp(T0 + ts)
+            .unwrap()
+            .map(|t| (t.timestamp - T0, t.offset))
+    };
     assert_eq!(find(0), Some((0, 0)));
     assert_eq!(find(3), Some((3, 3)));
-    assert_eq!(find(5), Some((100, 5)), "first record with ts ≥ 5 is in batch 2");
+    assert_eq!(
+        find(5),
+        Some((100, 5)),
+        "first record with ts ≥ 5 is in batch 2"
+    );
     assert_eq!(find(52), Some((100, 5)));
     assert_eq!(find(104), Some((104, 9)));
     assert_eq!(find(105), Some((200, 15)));
@@ -289,7 +372,10 @@ fn timestamp_lookups() {
     let log = f.reopen(LogConfig::default(), true);
     let max = log.max_timestamp().unwrap().unwrap();
     assert_eq!((max.timestamp - T0, max.offset), (604, 49));
-    assert_eq!(log.offset_for_timestamp(T0 + 260).unwrap().unwrap().offset, 20);
+    assert_eq!(
+        log.offset_for_timestamp(T0 + 260).unwrap().unwrap().offset,
+        20
+    );
 }
 
 #[test]
@@ -310,29 +396,58 @@ fn idempotent_producer_rules() {
     let f = fixture();
     let mut log = f.create(LogConfig::default());
     log.append_as_leader(&mut batch(2, T0, 5), 0).unwrap(); // non-idempotent: offsets 0, 1
-    let a = log.append_as_leader(&mut idem_batch(9, 0, 0, 3), 0).unwrap();
+    let a = log
+        .append_as_leader(&mut idem_batch(9, 0, 0, 3), 0)
+        .unwrap();
     assert_eq!((a.first_offset, a.last_offset), (2, 4));
-    let b = log.append_as_leader(&mut idem_batch(9, 0, 3, 2), 0).unwrap();
+    let b = log
+        .append_as_leader(&mut idem_batch(9, 0, 3, 2), 0)
+        .unwrap();
     assert_eq!((b.first_offset, b.last_offset), (5, 6));
     // Retry of the first batch: same offsets, nothing appended.
-    let dup = log.append_as_leader(&mut idem_batch(9, 0, 0, 3), 0).unwrap();
+    let dup = log
+        .append_as_leader(&mut idem_batch(9, 0, 0, 3), 0)
+        .unwrap();
     assert!(dup.duplicate);
     assert_eq!((dup.first_offset, dup.last_offset), (2, 4));
     assert_eq!(log.log_end_offset(), 7);
     // Gap.
-    let err = log.append_as_leader(&mut idem_batch(9, 0, 6, 1), 0).unwrap_err();
-    assert!(matches!(err, StorageError::OutOfOrderSequence { producer_id: 9, expected: 5, found: 6 }));
-    assert_eq!(err.error_code(), fjord_common::ErrorCode::OutOfOrderSequenceNumber);
+    let err = log
+        .append_as_leader(&mut idem_batch(9, 0, 6, 1), 0)
+        .unwrap_err();
+    assert!(matches!(
+        err,
+        StorageError::OutOfOrderSequence {
+            producer_id: 9,
+            expected: 5,
+            found: 6
+        }
+    ));
+    assert_eq!(
+        err.error_code(),
+        fjord_common::ErrorCode::OutOfOrderSequenceNumber
+    );
     // Bumped epoch must restart at 0; the old epoch is then fenced.
     assert!(matches!(
         log.append_as_leader(&mut idem_batch(9, 1, 5, 1), 0),
         Err(StorageError::OutOfOrderSequence { .. })
     ));
-    log.append_as_leader(&mut idem_batch(9, 1, 0, 1), 0).unwrap();
-    let err = log.append_as_leader(&mut idem_batch(9, 0, 5, 1), 0).unwrap_err();
-    assert!(matches!(err, StorageError::InvalidProducerEpoch { current: 1, found: 0, .. }));
+    log.append_as_leader(&mut idem_batch(9, 1, 0, 1), 0)
+        .unwrap();
+    let err = log
+        .append_as_leader(&mut idem_batch(9, 0, 5, 1), 0)
+        .unwrap_err();
+    assert!(matches!(
+        err,
+        StorageError::InvalidProducerEpoch {
+            current: 1,
+            found: 0,
+            ..
+        }
+    ));
     // A new producer may start anywhere.
-    log.append_as_leader(&mut idem_batch(10, 3, 77, 1), 0).unwrap();
+    log.append_as_leader(&mut idem_batch(10, 3, 77, 1), 0)
+        .unwrap();
     assert_eq!(log.producer_count(), 2);
 }
 
@@ -345,10 +460,12 @@ fn producer_state_survives_restarts() {
         let mut log = f.create(config.clone());
         let mut seq = 0;
         for _ in 0..7 {
-            log.append_as_leader(&mut idem_batch(1, 0, seq, 2), 0).unwrap();
+            log.append_as_leader(&mut idem_batch(1, 0, seq, 2), 0)
+                .unwrap();
             seq += 2;
         }
-        log.append_as_leader(&mut idem_batch(2, 4, 100, 1), 0).unwrap();
+        log.append_as_leader(&mut idem_batch(2, 4, 100, 1), 0)
+            .unwrap();
         let before = log.producer_state(1).cloned().unwrap();
         if clean {
             log.close().unwrap();
@@ -358,16 +475,26 @@ fn producer_state_survives_restarts() {
         let mut log = f.reopen(config.clone(), clean);
         assert_eq!(log.producer_state(1), Some(&before), "clean={clean}");
         assert_eq!(log.producer_state(2).unwrap().last_seq(), 100);
-        let dup = log.append_as_leader(&mut idem_batch(1, 0, 10, 2), 0).unwrap();
+        let dup = log
+            .append_as_leader(&mut idem_batch(1, 0, 10, 2), 0)
+            .unwrap();
         assert!(dup.duplicate, "clean={clean}");
         assert_eq!(dup.first_offset, 10);
-        assert!(log.append_as_leader(&mut idem_batch(1, 0, 15, 1), 0).is_err());
-        log.append_as_leader(&mut idem_batch(1, 0, 14, 1), 0).unwrap();
+        assert!(log
+            .append_as_leader(&mut idem_batch(1, 0, 15, 1), 0)
+            .is_err());
+        log.append_as_leader(&mut idem_batch(1, 0, 14, 1), 0)
+            .unwrap();
         // Truncation rewinds producer state.
         log.truncate_to(10).unwrap();
-        assert_eq!(log.producer_state(1).unwrap().last_seq(), 9, "clean={clean}");
+        assert_eq!(
+            log.producer_state(1).unwrap().last_seq(),
+            9,
+            "clean={clean}"
+        );
         assert!(log.producer_state(2).is_none());
-        log.append_as_leader(&mut idem_batch(1, 0, 10, 2), 0).unwrap();
+        log.append_as_leader(&mut idem_batch(1, 0, 10, 2), 0)
+            .unwrap();
     }
 }
 
@@ -378,7 +505,8 @@ fn corrupt_snapshot_falls_back_to_older_or_scan() {
     let config = cfg(&[("segment.bytes", &(one * 2).to_string())]);
     let mut log = f.create(config.clone());
     for i in 0..6 {
-        log.append_as_leader(&mut idem_batch(1, 0, i * 2, 2), 0).unwrap();
+        log.append_as_leader(&mut idem_batch(1, 0, i * 2, 2), 0)
+            .unwrap();
     }
     log.close().unwrap();
     let snap = f.dir.join(segment_file_name(12, "snapshot"));
@@ -400,7 +528,16 @@ fn leader_epoch_cache_follows_appends_and_truncation() {
     log.append_as_leader(&mut batch(2, T0, 5), 1).unwrap(); // stale epoch: cache unchanged
     assert_eq!(
         log.epoch_entries(),
-        &[EpochEntry { epoch: 0, start_offset: 0 }, EpochEntry { epoch: 2, start_offset: 4 }]
+        &[
+            EpochEntry {
+                epoch: 0,
+                start_offset: 0
+            },
+            EpochEntry {
+                epoch: 2,
+                start_offset: 4
+            }
+        ]
     );
     assert_eq!(log.end_offset_for_epoch(0), Some((0, 4)));
     assert_eq!(log.end_offset_for_epoch(1), Some((0, 4)));
@@ -414,7 +551,13 @@ fn leader_epoch_cache_follows_appends_and_truncation() {
     assert_eq!(log.latest_epoch(), Some(0));
     drop(log);
     let log = f.reopen(LogConfig::default(), false);
-    assert_eq!(log.epoch_entries(), &[EpochEntry { epoch: 0, start_offset: 0 }]);
+    assert_eq!(
+        log.epoch_entries(),
+        &[EpochEntry {
+            epoch: 0,
+            start_offset: 0
+        }]
+    );
 }
 
 #[test]
@@ -422,29 +565,51 @@ fn follower_appends_keep_offsets() {
     let f = fixture();
     let mut log = f.create(LogConfig::default());
     let mut set = Vec::new();
-    let mut b = BatchBuilder::new(Compression::None, T0).base_offset(0).partition_leader_epoch(3);
+    let mut b = BatchBuilder::new(Compression::None, T0)
+        .base_offset(0)
+        .partition_leader_epoch(3);
     b.push(Record::new(None, Some(b"a".to_vec())));
     b.push(Record::new(None, Some(b"b".to_vec())));
     set.extend_from_slice(&b.build().unwrap());
-    let mut b = BatchBuilder::new(Compression::None, T0 + 5).base_offset(10).partition_leader_epoch(4);
+    let mut b = BatchBuilder::new(Compression::None, T0 + 5)
+        .base_offset(10)
+        .partition_leader_epoch(4);
     b.push(Record::new(None, Some(b"c".to_vec())));
     set.extend_from_slice(&b.build().unwrap());
     let torn_tail = &batch(1, T0, 10)[..20];
     set.extend_from_slice(torn_tail);
     let info = log.append_as_follower(&set).unwrap();
-    assert_eq!((info.first_offset, info.last_offset, info.record_count), (0, 10, 3));
+    assert_eq!(
+        (info.first_offset, info.last_offset, info.record_count),
+        (0, 10, 3)
+    );
     assert_eq!(info.max_timestamp, T0 + 5);
     assert_eq!(log.log_end_offset(), 11);
     assert_eq!(
         log.epoch_entries(),
-        &[EpochEntry { epoch: 3, start_offset: 0 }, EpochEntry { epoch: 4, start_offset: 10 }]
+        &[
+            EpochEntry {
+                epoch: 3,
+                start_offset: 0
+            },
+            EpochEntry {
+                epoch: 4,
+                start_offset: 10
+            }
+        ]
     );
     let r = log.read(5, 1 << 20, i64::MAX, true).unwrap();
     assert_eq!(r.first_offset, 10);
     let mut stale = BatchBuilder::new(Compression::None, T0).base_offset(10);
     stale.push(Record::new(None, None));
     let err = log.append_as_follower(&stale.build().unwrap()).unwrap_err();
-    assert!(matches!(err, StorageError::UnexpectedAppendOffset { expected_at_least: 11, found: 10 }));
+    assert!(matches!(
+        err,
+        StorageError::UnexpectedAppendOffset {
+            expected_at_least: 11,
+            found: 10
+        }
+    ));
 }
 
 #[test]
@@ -465,9 +630,21 @@ fn truncation_and_full_truncation() {
     let info = log.append_as_leader(&mut batch(2, T0, 20), 0).unwrap();
     assert_eq!(info.first_offset, 4);
     log.truncate_fully_and_start_at(100).unwrap();
-    assert_eq!((log.log_start_offset(), log.log_end_offset(), log.recovery_point()), (100, 100, 100));
+    assert_eq!(
+        (
+            log.log_start_offset(),
+            log.log_end_offset(),
+            log.recovery_point()
+        ),
+        (100, 100, 100)
+    );
     assert_eq!(log.segment_base_offsets(), vec![100]);
-    assert_eq!(log.append_as_leader(&mut batch(1, T0, 20), 0).unwrap().first_offset, 100);
+    assert_eq!(
+        log.append_as_leader(&mut batch(1, T0, 20), 0)
+            .unwrap()
+            .first_offset,
+        100
+    );
     drop(log);
     let log = f.reopen(LogConfig::default(), false);
     assert_eq!((log.log_start_offset(), log.log_end_offset()), (100, 101));
@@ -478,9 +655,13 @@ fn retention_by_time_and_size() {
     let f = fixture();
     let one = batch(1, T0, 100).len();
     let seg_bytes = (one * 2).to_string();
-    let mut log = f.create(cfg(&[("segment.bytes", &seg_bytes), ("retention.ms", "10000")]));
+    let mut log = f.create(cfg(&[
+        ("segment.bytes", &seg_bytes),
+        ("retention.ms", "10000"),
+    ]));
     for i in 0..9 {
-        log.append_as_leader(&mut batch(1, T0 + i * 1000, 100), 0).unwrap();
+        log.append_as_leader(&mut batch(1, T0 + i * 1000, 100), 0)
+            .unwrap();
     }
     assert_eq!(log.segment_base_offsets(), vec![0, 2, 4, 6, 8]);
     assert_eq!(log.enforce_retention().unwrap(), 0);
@@ -493,11 +674,18 @@ fn retention_by_time_and_size() {
     assert_eq!(log.enforce_retention().unwrap(), 3);
     assert_eq!((log.log_start_offset(), log.log_end_offset()), (9, 9));
     assert_eq!(log.segment_count(), 1);
-    assert_eq!(log.enforce_retention().unwrap(), 0, "an empty active segment is never deleted");
+    assert_eq!(
+        log.enforce_retention().unwrap(),
+        0,
+        "an empty active segment is never deleted"
+    );
 
     // Size: keep deleting the oldest while size - segment ≥ retention.bytes.
     let f = fixture();
-    let mut log = f.create(cfg(&[("segment.bytes", &seg_bytes), ("retention.bytes", &(one * 3).to_string())]));
+    let mut log = f.create(cfg(&[
+        ("segment.bytes", &seg_bytes),
+        ("retention.bytes", &(one * 3).to_string()),
+    ]));
     for _ in 0..9 {
         log.append_as_leader(&mut batch(1, T0, 100), 0).unwrap();
     }
@@ -505,7 +693,10 @@ fn retention_by_time_and_size() {
     assert_eq!(log.segment_base_offsets(), vec![6, 8]);
     assert_eq!(log.size_bytes(), 3 * one as u64);
     // cleanup.policy=compact: no deletion by time or size.
-    let mut log = f.reopen(cfg(&[("retention.bytes", "0"), ("cleanup.policy", "compact")]), false);
+    let mut log = f.reopen(
+        cfg(&[("retention.bytes", "0"), ("cleanup.policy", "compact")]),
+        false,
+    );
     assert_eq!(log.enforce_retention().unwrap(), 0);
 }
 
@@ -513,7 +704,11 @@ fn retention_by_time_and_size() {
 fn flush_policy_and_recovery_point() {
     let f = fixture();
     let io = FaultyIo::new();
-    let opts = LogOpenOptions { clean_shutdown: true, io: io.clone(), ..Default::default() };
+    let opts = LogOpenOptions {
+        clean_shutdown: true,
+        io: io.clone(),
+        ..Default::default()
+    };
     let mut log = f.open(cfg(&[("flush.messages", "1")]), opts);
     let syncs = io.syncs();
     log.append_as_leader(&mut batch(2, T0, 10), 0).unwrap();
@@ -540,7 +735,11 @@ fn flush_policy_and_recovery_point() {
 fn torn_write_then_recovery() {
     let f = fixture();
     let io = FaultyIo::new();
-    let opts = LogOpenOptions { clean_shutdown: true, io: io.clone(), ..Default::default() };
+    let opts = LogOpenOptions {
+        clean_shutdown: true,
+        io: io.clone(),
+        ..Default::default()
+    };
     let mut log = f.open(LogConfig::default(), opts);
     for _ in 0..5 {
         log.append_as_leader(&mut batch(3, T0, 40), 0).unwrap();
@@ -553,7 +752,12 @@ fn torn_write_then_recovery() {
     let mut log = f.reopen(LogConfig::default(), false);
     assert_eq!(log.log_end_offset(), 15);
     assert_eq!(read_all(&log), want);
-    assert_eq!(log.append_as_leader(&mut batch(1, T0, 40), 0).unwrap().first_offset, 15);
+    assert_eq!(
+        log.append_as_leader(&mut batch(1, T0, 40), 0)
+            .unwrap()
+            .first_offset,
+        15
+    );
 }
 
 #[test]
@@ -576,7 +780,10 @@ fn closed_log_refuses_work() {
     let f = fixture();
     let mut log = f.create(LogConfig::default());
     log.close_in_place().unwrap();
-    assert!(matches!(log.append_as_leader(&mut batch(1, T0, 1), 0), Err(StorageError::Closed(_))));
+    assert!(matches!(
+        log.append_as_leader(&mut batch(1, T0, 1), 0),
+        Err(StorageError::Closed(_))
+    ));
     let log = f.reopen(LogConfig::default(), true);
     log.delete().unwrap();
     assert!(!f.dir.exists());

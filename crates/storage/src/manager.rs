@@ -99,7 +99,10 @@ impl LogManager {
                 if !entry.file_type().at(&path)?.is_dir() {
                     continue;
                 }
-                let Some(name) = path.file_name().and_then(|n| n.to_str()).map(str::to_string)
+                let Some(name) = path
+                    .file_name()
+                    .and_then(|n| n.to_str())
+                    .map(str::to_string)
                 else {
                     continue;
                 };
@@ -123,7 +126,12 @@ impl LogManager {
                     clean_shutdown: clean,
                     io: Arc::clone(&io),
                 };
-                jobs.push(Job { dir_index, path, tp, opts });
+                jobs.push(Job {
+                    dir_index,
+                    path,
+                    tp,
+                    opts,
+                });
             }
         }
         let logs = open_all(jobs, &default_config, &clock)?;
@@ -178,7 +186,9 @@ impl LogManager {
         for m in logs.values() {
             counts[m.dir_index] += 1;
         }
-        let dir_index = (0..self.dirs.len()).min_by_key(|&i| (counts[i], i)).unwrap_or(0);
+        let dir_index = (0..self.dirs.len())
+            .min_by_key(|&i| (counts[i], i))
+            .unwrap_or(0);
         let path = self.dirs[dir_index].join(tp.to_string());
         let opts = LogOpenOptions {
             clean_shutdown: true,
@@ -189,7 +199,13 @@ impl LogManager {
         sync_dir(&self.dirs[dir_index])?;
         info!(tp = %tp, dir = %path.display(), "created log");
         let log: SharedLog = Arc::new(RwLock::new(log));
-        logs.insert(tp.clone(), Managed { dir_index, log: Arc::clone(&log) });
+        logs.insert(
+            tp.clone(),
+            Managed {
+                dir_index,
+                log: Arc::clone(&log),
+            },
+        );
         Ok(log)
     }
 
@@ -212,8 +228,12 @@ impl LogManager {
 
     /// Every log.
     pub fn all(&self) -> Vec<(TopicPartition, SharedLog)> {
-        let mut v: Vec<_> =
-            self.logs.read().iter().map(|(tp, m)| (tp.clone(), Arc::clone(&m.log))).collect();
+        let mut v: Vec<_> = self
+            .logs
+            .read()
+            .iter()
+            .map(|(tp, m)| (tp.clone(), Arc::clone(&m.log)))
+            .collect();
         v.sort_by(|a, b| a.0.cmp(&b.0));
         v
     }
@@ -225,11 +245,18 @@ impl LogManager {
             vec![(Vec::new(), Vec::new()); self.dirs.len()];
         for (tp, m) in self.logs.read().iter() {
             let log = m.log.read();
-            per_dir[m.dir_index].0.push((tp.clone(), log.recovery_point()));
-            per_dir[m.dir_index].1.push((tp.clone(), log.log_start_offset()));
+            per_dir[m.dir_index]
+                .0
+                .push((tp.clone(), log.recovery_point()));
+            per_dir[m.dir_index]
+                .1
+                .push((tp.clone(), log.log_start_offset()));
         }
         for (dir, (rps, starts)) in self.dirs.iter().zip(per_dir) {
-            write_offsets(&dir.join(RECOVERY_POINT_CHECKPOINT), rps.iter().map(|(t, o)| (t, *o)))?;
+            write_offsets(
+                &dir.join(RECOVERY_POINT_CHECKPOINT),
+                rps.iter().map(|(t, o)| (t, *o)),
+            )?;
             write_offsets(
                 &dir.join(LOG_START_OFFSET_CHECKPOINT),
                 starts.iter().map(|(t, o)| (t, *o)),
@@ -311,7 +338,11 @@ impl LogManager {
 
     /// The log dir holding a partition.
     pub fn dir_of(&self, tp: &TopicPartition) -> Option<&Path> {
-        self.logs.read().get(tp).map(|m| m.dir_index).map(|i| self.dirs[i].as_path())
+        self.logs
+            .read()
+            .get(tp)
+            .map(|m| m.dir_index)
+            .map(|i| self.dirs[i].as_path())
     }
 }
 
@@ -320,7 +351,10 @@ fn open_all(
     config: &LogConfig,
     clock: &Arc<dyn Clock>,
 ) -> Result<HashMap<TopicPartition, Managed>> {
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(jobs.len()).max(1);
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(jobs.len())
+        .max(1);
     let next = AtomicUsize::new(0);
     let results: Mutex<Vec<(usize, Result<Log>)>> = Mutex::new(Vec::with_capacity(jobs.len()));
     std::thread::scope(|s| {
@@ -347,7 +381,10 @@ fn open_all(
         let log = r?;
         logs.insert(
             job.tp.clone(),
-            Managed { dir_index: job.dir_index, log: Arc::new(RwLock::new(log)) },
+            Managed {
+                dir_index: job.dir_index,
+                log: Arc::new(RwLock::new(log)),
+            },
         );
     }
     Ok(logs)
@@ -371,7 +408,12 @@ mod tests {
     }
 
     fn manager(dirs: &[PathBuf]) -> LogManager {
-        LogManager::open(dirs.to_vec(), LogConfig::default(), Arc::new(ManualClock::new(T0))).unwrap()
+        LogManager::open(
+            dirs.to_vec(),
+            LogConfig::default(),
+            Arc::new(ManualClock::new(T0)),
+        )
+        .unwrap()
     }
 
     #[test]
@@ -385,9 +427,16 @@ mod tests {
             log.write().append_as_leader(&mut batch(i + 1), 0).unwrap();
         }
         assert_eq!(m.all().len(), 4);
-        let in_a = tps.iter().filter(|tp| m.dir_of(tp) == Some(dirs[0].as_path())).count();
+        let in_a = tps
+            .iter()
+            .filter(|tp| m.dir_of(tp) == Some(dirs[0].as_path()))
+            .count();
         assert_eq!(in_a, 2, "new logs go to the dir with the fewest partitions");
-        m.get(&tps[3]).unwrap().write().delete_records_before(2).unwrap();
+        m.get(&tps[3])
+            .unwrap()
+            .write()
+            .delete_records_before(2)
+            .unwrap();
         m.set_topic_id(&tps[0], "topic-id-0").unwrap();
         m.checkpoint().unwrap();
         let text = fs::read_to_string(dirs[0].join(LOG_START_OFFSET_CHECKPOINT)).unwrap();
@@ -406,7 +455,10 @@ mod tests {
 
         let m = manager(&dirs);
         for d in &dirs {
-            assert!(!d.join(CLEAN_SHUTDOWN_MARKER).exists(), "marker removed at startup");
+            assert!(
+                !d.join(CLEAN_SHUTDOWN_MARKER).exists(),
+                "marker removed at startup"
+            );
         }
         assert!(!dirs[0].join("gone-0.0123abcd-delete").exists());
         assert_eq!(m.all().len(), 4);
@@ -417,11 +469,19 @@ mod tests {
             assert_eq!(log.recovery_point(), i as i64 + 1);
         }
         assert_eq!(m.get(&tps[3]).unwrap().read().log_start_offset(), 2);
-        assert_eq!(m.get(&tps[0]).unwrap().read().topic_id(), Some("topic-id-0"));
+        assert_eq!(
+            m.get(&tps[0]).unwrap().read().topic_id(),
+            Some("topic-id-0")
+        );
 
         // Delete: directory renamed then removed, slices stay readable.
         let log = m.get(&tps[1]).unwrap();
-        let slice = log.read().read(0, 1 << 20, i64::MAX, true).unwrap().slice.unwrap();
+        let slice = log
+            .read()
+            .read(0, 1 << 20, i64::MAX, true)
+            .unwrap()
+            .slice
+            .unwrap();
         let dir = log.read().dir().to_path_buf();
         assert!(m.delete(&tps[1]).unwrap());
         assert!(!dir.exists());
@@ -468,13 +528,19 @@ mod tests {
     fn retention_and_flush_run_over_all_logs() {
         let tmp = tempfile::tempdir().unwrap();
         let clock = ManualClock::new(T0);
-        let m = LogManager::open(vec![tmp.path().to_path_buf()], LogConfig::default(), Arc::new(clock.clone()))
-            .unwrap();
+        let m = LogManager::open(
+            vec![tmp.path().to_path_buf()],
+            LogConfig::default(),
+            Arc::new(clock.clone()),
+        )
+        .unwrap();
         let config = LogConfig::default()
             .with_overrides([("retention.ms", "1000"), ("flush.ms", "100")])
             .unwrap();
         for p in 0..3 {
-            let log = m.get_or_create(&TopicPartition::new("t", p), config.clone()).unwrap();
+            let log = m
+                .get_or_create(&TopicPartition::new("t", p), config.clone())
+                .unwrap();
             let mut log = log.write();
             log.append_as_leader(&mut batch(1), 0).unwrap();
             log.roll().unwrap();

@@ -67,7 +67,10 @@ impl ProducerStateEntry {
             return None;
         }
         let last_seq = h.last_sequence();
-        self.batches.iter().find(|b| b.first_seq == h.base_sequence && b.last_seq == last_seq).copied()
+        self.batches
+            .iter()
+            .find(|b| b.first_seq == h.base_sequence && b.last_seq == last_seq)
+            .copied()
     }
 }
 
@@ -94,7 +97,10 @@ pub struct ProducerStateManager {
 impl ProducerStateManager {
     /// Empty state whose batches start at `offset`.
     pub fn new(offset: i64) -> Self {
-        ProducerStateManager { producers: HashMap::new(), end_offset: offset }
+        ProducerStateManager {
+            producers: HashMap::new(),
+            end_offset: offset,
+        }
     }
 
     /// The offset up to which (exclusive) batches are reflected.
@@ -150,7 +156,11 @@ impl ProducerStateManager {
                 });
             }
         } else if entry.epoch >= 0 && !in_sequence(entry.last_seq(), h.base_sequence) {
-            let expected = if entry.last_seq() == i32::MAX { 0 } else { entry.last_seq() + 1 };
+            let expected = if entry.last_seq() == i32::MAX {
+                0
+            } else {
+                entry.last_seq() + 1
+            };
             return Err(StorageError::OutOfOrderSequence {
                 producer_id: pid,
                 expected,
@@ -167,12 +177,15 @@ impl ProducerStateManager {
         if !h.has_producer_id() {
             return;
         }
-        let entry = self.producers.entry(h.producer_id).or_insert_with(|| ProducerStateEntry {
-            producer_id: h.producer_id,
-            epoch: -1,
-            batches: VecDeque::with_capacity(NUM_BATCHES_TO_RETAIN),
-            last_timestamp: -1,
-        });
+        let entry = self
+            .producers
+            .entry(h.producer_id)
+            .or_insert_with(|| ProducerStateEntry {
+                producer_id: h.producer_id,
+                epoch: -1,
+                batches: VecDeque::with_capacity(NUM_BATCHES_TO_RETAIN),
+                last_timestamp: -1,
+            });
         if entry.epoch != h.producer_epoch {
             entry.epoch = h.producer_epoch;
             entry.batches.clear();
@@ -197,7 +210,8 @@ impl ProducerStateManager {
     /// (`producer.id.expiration.ms`). Returns how many were removed.
     pub fn remove_expired(&mut self, now_ms: i64, max_age_ms: i64) -> usize {
         let before = self.producers.len();
-        self.producers.retain(|_, e| now_ms.saturating_sub(e.last_timestamp) < max_age_ms);
+        self.producers
+            .retain(|_, e| now_ms.saturating_sub(e.last_timestamp) < max_age_ms);
         before - self.producers.len()
     }
 
@@ -283,13 +297,23 @@ impl ProducerStateManager {
                     max_timestamp: r.i64()?,
                 });
             }
-            producers
-                .insert(producer_id, ProducerStateEntry { producer_id, epoch, batches, last_timestamp });
+            producers.insert(
+                producer_id,
+                ProducerStateEntry {
+                    producer_id,
+                    epoch,
+                    batches,
+                    last_timestamp,
+                },
+            );
         }
         if r.pos != bytes.len() {
             return Err(bad("trailing bytes in snapshot"));
         }
-        Ok(ProducerStateManager { producers, end_offset })
+        Ok(ProducerStateManager {
+            producers,
+            end_offset,
+        })
     }
 }
 
@@ -301,10 +325,13 @@ struct Reader<'a> {
 impl Reader<'_> {
     fn take<const N: usize>(&mut self) -> Result<[u8; N]> {
         let end = self.pos + N;
-        let slice = self.bytes.get(self.pos..end).ok_or_else(|| StorageError::MalformedFile {
-            path: Default::default(),
-            reason: "snapshot truncated".into(),
-        })?;
+        let slice = self
+            .bytes
+            .get(self.pos..end)
+            .ok_or_else(|| StorageError::MalformedFile {
+                path: Default::default(),
+                reason: "snapshot truncated".into(),
+            })?;
         let mut a = [0u8; N];
         a.copy_from_slice(slice);
         self.pos = end;
@@ -331,7 +358,9 @@ mod tests {
     use fjord_protocol::records::{BatchBuilder, Record};
 
     fn header(pid: i64, epoch: i16, seq: i32, n: usize, base: i64) -> BatchHeader {
-        let mut b = BatchBuilder::new(Compression::None, 1000).producer(pid, epoch, seq).base_offset(base);
+        let mut b = BatchBuilder::new(Compression::None, 1000)
+            .producer(pid, epoch, seq)
+            .base_offset(base);
         for _ in 0..n {
             b.push(Record::new(None, Some(b"v".to_vec())));
         }
@@ -352,11 +381,23 @@ mod tests {
     fn sequence_rules() {
         let mut s = ProducerStateManager::new(0);
         // Unknown producer: any sequence accepted.
-        assert_eq!(err_kind(s.check_client_batch(&header(7, 0, 42, 3, 0))), "append");
+        assert_eq!(
+            err_kind(s.check_client_batch(&header(7, 0, 42, 3, 0))),
+            "append"
+        );
         s.update(&header(7, 0, 42, 3, 0)); // seq 42..=44 at offsets 0..=2
-        assert_eq!(err_kind(s.check_client_batch(&header(7, 0, 45, 1, 0))), "append");
-        assert_eq!(err_kind(s.check_client_batch(&header(7, 0, 46, 1, 0))), "out_of_order");
-        assert_eq!(err_kind(s.check_client_batch(&header(7, 0, 44, 1, 0))), "out_of_order");
+        assert_eq!(
+            err_kind(s.check_client_batch(&header(7, 0, 45, 1, 0))),
+            "append"
+        );
+        assert_eq!(
+            err_kind(s.check_client_batch(&header(7, 0, 46, 1, 0))),
+            "out_of_order"
+        );
+        assert_eq!(
+            err_kind(s.check_client_batch(&header(7, 0, 44, 1, 0))),
+            "out_of_order"
+        );
         match s.check_client_batch(&header(7, 0, 42, 3, 0)).unwrap() {
             ProducerCheck::Duplicate(m) => {
                 assert_eq!((m.first_offset, m.last_offset), (0, 2));
@@ -364,15 +405,30 @@ mod tests {
             other => panic!("{other:?}"),
         }
         // Same first seq but different length is not a duplicate.
-        assert_eq!(err_kind(s.check_client_batch(&header(7, 0, 42, 2, 0))), "out_of_order");
+        assert_eq!(
+            err_kind(s.check_client_batch(&header(7, 0, 42, 2, 0))),
+            "out_of_order"
+        );
         // New epoch must start at 0.
-        assert_eq!(err_kind(s.check_client_batch(&header(7, 1, 5, 1, 0))), "out_of_order");
-        assert_eq!(err_kind(s.check_client_batch(&header(7, 1, 0, 1, 0))), "append");
+        assert_eq!(
+            err_kind(s.check_client_batch(&header(7, 1, 5, 1, 0))),
+            "out_of_order"
+        );
+        assert_eq!(
+            err_kind(s.check_client_batch(&header(7, 1, 0, 1, 0))),
+            "append"
+        );
         s.update(&header(7, 1, 0, 1, 3));
         // Old epoch fenced.
-        assert_eq!(err_kind(s.check_client_batch(&header(7, 0, 45, 1, 0))), "epoch");
+        assert_eq!(
+            err_kind(s.check_client_batch(&header(7, 0, 45, 1, 0))),
+            "epoch"
+        );
         // A duplicate from the old epoch is not a duplicate any more.
-        assert_eq!(err_kind(s.check_client_batch(&header(7, 0, 42, 3, 0))), "epoch");
+        assert_eq!(
+            err_kind(s.check_client_batch(&header(7, 0, 42, 3, 0))),
+            "epoch"
+        );
     }
 
     #[test]
@@ -384,13 +440,25 @@ mod tests {
         let e = s.get(1).unwrap();
         assert_eq!(e.batches.len(), NUM_BATCHES_TO_RETAIN);
         assert_eq!(e.batches.front().unwrap().first_seq, 2);
-        assert_eq!(err_kind(s.check_client_batch(&header(1, 0, 2, 1, 0))), "duplicate");
-        assert_eq!(err_kind(s.check_client_batch(&header(1, 0, 1, 1, 0))), "out_of_order");
+        assert_eq!(
+            err_kind(s.check_client_batch(&header(1, 0, 2, 1, 0))),
+            "duplicate"
+        );
+        assert_eq!(
+            err_kind(s.check_client_batch(&header(1, 0, 1, 1, 0))),
+            "out_of_order"
+        );
         let mut s = ProducerStateManager::new(0);
         s.update(&header(2, 0, i32::MAX - 1, 2, 0)); // ends at i32::MAX
         assert_eq!(s.get(2).unwrap().last_seq(), i32::MAX);
-        assert_eq!(err_kind(s.check_client_batch(&header(2, 0, 0, 1, 0))), "append");
-        assert_eq!(err_kind(s.check_client_batch(&header(2, 0, 1, 1, 0))), "out_of_order");
+        assert_eq!(
+            err_kind(s.check_client_batch(&header(2, 0, 0, 1, 0))),
+            "append"
+        );
+        assert_eq!(
+            err_kind(s.check_client_batch(&header(2, 0, 1, 1, 0))),
+            "out_of_order"
+        );
     }
 
     #[test]
@@ -398,7 +466,13 @@ mod tests {
         let mut s = ProducerStateManager::new(0);
         for pid in 0..10 {
             for i in 0..(pid % 7) {
-                s.update(&header(pid, (pid % 3) as i16, i as i32 * 2, 2, 100 * pid + i * 2));
+                s.update(&header(
+                    pid,
+                    (pid % 3) as i16,
+                    i as i32 * 2,
+                    2,
+                    100 * pid + i * 2,
+                ));
             }
         }
         let bytes = s.encode_snapshot();
@@ -407,9 +481,15 @@ mod tests {
         for i in [0, 5, 8, 12, 30, bytes.len() - 1] {
             let mut bad = bytes.clone();
             bad[i] ^= 0x40;
-            assert!(ProducerStateManager::decode_snapshot(Path::new("x"), &bad).is_err(), "byte {i}");
+            assert!(
+                ProducerStateManager::decode_snapshot(Path::new("x"), &bad).is_err(),
+                "byte {i}"
+            );
         }
-        assert!(ProducerStateManager::decode_snapshot(Path::new("x"), &bytes[..bytes.len() - 1]).is_err());
+        assert!(
+            ProducerStateManager::decode_snapshot(Path::new("x"), &bytes[..bytes.len() - 1])
+                .is_err()
+        );
     }
 
     #[test]

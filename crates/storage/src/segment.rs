@@ -47,20 +47,32 @@ pub(crate) struct HeaderReader<'a> {
 
 impl<'a> HeaderReader<'a> {
     pub(crate) fn new(seg: &'a Segment) -> Self {
-        HeaderReader { file: &seg.file, path: &seg.path, limit: seg.size, buf: [0; HEADER_CHUNK], start: 0, len: 0 }
+        HeaderReader {
+            file: &seg.file,
+            path: &seg.path,
+            limit: seg.size,
+            buf: [0; HEADER_CHUNK],
+            start: 0,
+            len: 0,
+        }
     }
 
     /// The header of the batch at `pos`, checked to lie wholly below the segment size.
     pub(crate) fn header_at(&mut self, pos: u64) -> Result<BatchHeader> {
         let truncated = |available: u64, needed: usize| {
-            StorageError::Corrupt(BatchError::Truncated { available: available as usize, needed })
+            StorageError::Corrupt(BatchError::Truncated {
+                available: available as usize,
+                needed,
+            })
         };
         if pos + HEADER_SIZE as u64 > self.limit {
             return Err(truncated(self.limit.saturating_sub(pos), HEADER_SIZE));
         }
         if pos < self.start || pos + HEADER_SIZE as u64 > self.start + self.len as u64 {
             let n = (self.limit - pos).min(HEADER_CHUNK as u64) as usize;
-            self.file.read_exact_at(&mut self.buf[..n], pos).at(self.path)?;
+            self.file
+                .read_exact_at(&mut self.buf[..n], pos)
+                .at(self.path)?;
             self.start = pos;
             self.len = n;
         }
@@ -90,7 +102,16 @@ pub(crate) type ScanStep = std::result::Result<(BatchHeader, u64), (u64, BatchEr
 
 impl<'a> Scanner<'a> {
     pub(crate) fn new(file: &'a File, path: &'a Path, from: u64, end: u64, chunk: usize) -> Self {
-        Scanner { file, path, end, pos: from, buf: Vec::new(), buf_start: 0, buf_len: 0, chunk }
+        Scanner {
+            file,
+            path,
+            end,
+            pos: from,
+            buf: Vec::new(),
+            buf_start: 0,
+            buf_len: 0,
+            chunk,
+        }
     }
 
     fn fill(&mut self, pos: u64, need: usize) -> Result<()> {
@@ -101,7 +122,9 @@ impl<'a> Scanner<'a> {
         if self.buf.len() < n {
             self.buf.resize(n, 0);
         }
-        self.file.read_exact_at(&mut self.buf[..n], pos).at(self.path)?;
+        self.file
+            .read_exact_at(&mut self.buf[..n], pos)
+            .at(self.path)?;
         self.buf_start = pos;
         self.buf_len = n;
         Ok(())
@@ -116,7 +139,10 @@ impl<'a> Scanner<'a> {
         let remaining = self.end - pos;
         self.pos = self.end; // until proven valid
         if remaining < HEADER_SIZE as u64 {
-            let e = BatchError::Truncated { available: remaining as usize, needed: HEADER_SIZE };
+            let e = BatchError::Truncated {
+                available: remaining as usize,
+                needed: HEADER_SIZE,
+            };
             return Ok(Some(Err((pos, e))));
         }
         self.fill(pos, HEADER_SIZE)?;
@@ -127,7 +153,10 @@ impl<'a> Scanner<'a> {
         };
         let size = h.size();
         if size as u64 > remaining {
-            let e = BatchError::Truncated { available: remaining as usize, needed: size };
+            let e = BatchError::Truncated {
+                available: remaining as usize,
+                needed: size,
+            };
             return Ok(Some(Err((pos, e))));
         }
         if validate {
@@ -205,7 +234,11 @@ impl Segment {
     /// Opens an existing segment file; indexes still have to be loaded or rebuilt.
     pub(crate) fn open(dir: &Path, base_offset: i64, now: i64, jitter: i64) -> Result<Self> {
         let path = dir.join(segment_file_name(base_offset, "log"));
-        let file = OpenOptions::new().read(true).write(true).open(&path).at(&path)?;
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&path)
+            .at(&path)?;
         let size = file.metadata().at(&path)?.len();
         Ok(Segment::new(base_offset, path, file, size, now, jitter))
     }
@@ -237,7 +270,10 @@ impl Segment {
             self.rolling_based_timestamp = Some(h.max_timestamp);
         }
         if self.bytes_since_last_index_entry > index_interval {
-            self.offset_index.push(OffsetEntry { rel: self.rel(last), pos: pos as u32 });
+            self.offset_index.push(OffsetEntry {
+                rel: self.rel(last),
+                pos: pos as u32,
+            });
             self.maybe_append_time_entry();
             self.bytes_since_last_index_entry = 0;
         }
@@ -249,7 +285,10 @@ impl Segment {
         let last_ts = self.time_index.last().map_or(i64::MIN, |e| e.ts);
         if self.max_timestamp >= 0 && self.max_timestamp > last_ts {
             let rel = self.rel(self.offset_of_max_timestamp);
-            self.time_index.push(TimeEntry { ts: self.max_timestamp, rel });
+            self.time_index.push(TimeEntry {
+                ts: self.max_timestamp,
+                rel,
+            });
         }
     }
 
@@ -268,7 +307,8 @@ impl Segment {
         index_interval: u64,
     ) -> Result<()> {
         let pos = self.size;
-        io.write_at(&self.file, &self.path, batch, pos).at(&self.path)?;
+        io.write_at(&self.file, &self.path, batch, pos)
+            .at(&self.path)?;
         self.size += batch.len() as u64;
         self.log_unsynced = true;
         self.note_batch(h, pos, index_interval);
@@ -287,7 +327,9 @@ impl Segment {
         let mut pos = if offset <= self.base_offset {
             0
         } else {
-            self.offset_index.floor_offset(self.rel(offset)).map_or(0, |e| e.pos as u64)
+            self.offset_index
+                .floor_offset(self.rel(offset))
+                .map_or(0, |e| e.pos as u64)
         };
         while pos < self.size {
             let h = reader.header_at(pos)?;
@@ -429,19 +471,32 @@ impl Segment {
         }
         let mut start = last_index.map_or(0, |e| e.pos as u64);
         if let Some(t) = last_time {
-            let p = self.offset_index.floor_offset(t.rel).map_or(0, |e| e.pos as u64);
+            let p = self
+                .offset_index
+                .floor_offset(t.rel)
+                .map_or(0, |e| e.pos as u64);
             start = start.min(p);
         }
         let file = Arc::clone(&self.file);
         let path = self.path.clone();
         // Every index entry in the scanned range must point at a batch start and name that
         // batch's last offset; every time entry there must name some batch's last offset.
-        let mut entries = self.offset_index.entries.iter().skip_while(|e| (e.pos as u64) < start).peekable();
+        let mut entries = self
+            .offset_index
+            .entries
+            .iter()
+            .skip_while(|e| (e.pos as u64) < start)
+            .peekable();
         let mut times = self
             .time_index
             .entries
             .iter()
-            .skip_while(|e| self.offset_index.floor_offset(e.rel).map_or(0, |o| o.pos as u64) < start)
+            .skip_while(|e| {
+                self.offset_index
+                    .floor_offset(e.rel)
+                    .map_or(0, |o| o.pos as u64)
+                    < start
+            })
             .peekable();
         let mut scanner = Scanner::new(&file, &path, start, self.size, 64 << 10);
         while let Some(step) = scanner.next_batch(false)? {
@@ -506,10 +561,16 @@ impl Segment {
         self.file.set_len(pos).at(&self.path)?;
         self.size = pos;
         self.log_unsynced = true;
-        let n = self.offset_index.entries.partition_point(|e| (e.pos as u64) < pos);
+        let n = self
+            .offset_index
+            .entries
+            .partition_point(|e| (e.pos as u64) < pos);
         self.offset_index.truncate(n);
         let base = self.base_offset;
-        let m = self.time_index.entries.partition_point(|e| base + (e.rel as i64) < h.base_offset);
+        let m = self
+            .time_index
+            .entries
+            .partition_point(|e| base + (e.rel as i64) < h.base_offset);
         self.time_index.truncate(m);
         if !self.load_tail()? {
             warn!(segment = %self.path.display(), "indexes inconsistent after truncation; rebuilding");
@@ -627,14 +688,21 @@ mod tests {
         let mut r = HeaderReader::new(&seg);
         for target in 100..160 {
             let (pos, h) = seg.find_batch(target, &mut r).unwrap().unwrap();
-            assert!(h.base_offset <= target && target <= h.last_offset(), "{target}");
+            assert!(
+                h.base_offset <= target && target <= h.last_offset(),
+                "{target}"
+            );
             assert_eq!(pos, ((h.base_offset - 100) / 3) as u64 * h.size() as u64);
         }
         assert!(seg.find_batch(160, &mut r).unwrap().is_none());
         let size = seg.size / 20;
-        let (b, next) = seg.boundary_before(0, size * 5 + 10, seg.size, &mut r).unwrap();
+        let (b, next) = seg
+            .boundary_before(0, size * 5 + 10, seg.size, &mut r)
+            .unwrap();
         assert_eq!((b, next), (size * 5, 115));
-        let (b, next) = seg.boundary_before(size * 2, seg.size + 1000, seg.size, &mut r).unwrap();
+        let (b, next) = seg
+            .boundary_before(size * 2, seg.size + 1000, seg.size, &mut r)
+            .unwrap();
         assert_eq!((b, next), (seg.size, 160));
     }
 
@@ -643,7 +711,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut seg = filled(dir.path(), 20);
         seg.seal_time_index();
-        let (oi, ti, size) = (seg.offset_index.entries.clone(), seg.time_index.entries.clone(), seg.size);
+        let (oi, ti, size) = (
+            seg.offset_index.entries.clone(),
+            seg.time_index.entries.clone(),
+            seg.size,
+        );
         seg.write_indexes(&StdIo, true).unwrap();
         // Clean load reproduces everything.
         let mut again = Segment::open(dir.path(), 100, 0, 0).unwrap();

@@ -37,29 +37,53 @@ fn config(segment_bytes: usize) -> LogConfig {
 fn batch(records: usize, value_len: usize, ts: i64) -> Vec<u8> {
     let mut b = BatchBuilder::new(Compression::None, ts);
     for i in 0..records {
-        b.push(Record::new(Some(vec![b'k', i as u8]), Some(vec![(i * 7) as u8; value_len])).with_timestamp(ts + i as i64));
+        b.push(
+            Record::new(
+                Some(vec![b'k', i as u8]),
+                Some(vec![(i * 7) as u8; value_len]),
+            )
+            .with_timestamp(ts + i as i64),
+        );
     }
     b.build().unwrap().to_vec()
 }
 
 fn open(dir: &Path, config: &LogConfig, opts: LogOpenOptions) -> Log {
     let clock = Arc::new(ManualClock::new(T0));
-    Log::open(dir, TopicPartition::new("c", 0), config.clone(), opts, clock).unwrap()
+    Log::open(
+        dir,
+        TopicPartition::new("c", 0),
+        config.clone(),
+        opts,
+        clock,
+    )
+    .unwrap()
 }
 
 fn unclean(recovery_point: i64) -> LogOpenOptions {
-    LogOpenOptions { recovery_point, clean_shutdown: false, ..Default::default() }
+    LogOpenOptions {
+        recovery_point,
+        clean_shutdown: false,
+        ..Default::default()
+    }
 }
 
 fn clean() -> LogOpenOptions {
-    LogOpenOptions { clean_shutdown: true, ..Default::default() }
+    LogOpenOptions {
+        clean_shutdown: true,
+        ..Default::default()
+    }
 }
 
 /// Writes batches of the given shapes, then "crashes" (drops the log without closing it).
 fn write_and_crash(dir: &Path, config: &LogConfig, shapes: &[(usize, usize)]) -> Vec<OnDisk> {
     let mut log = open(dir, config, clean());
     for (i, &(records, value_len)) in shapes.iter().enumerate() {
-        log.append_as_leader(&mut batch(records, value_len, T0 - 10_000 + i as i64 * 10), 0).unwrap();
+        log.append_as_leader(
+            &mut batch(records, value_len, T0 - 10_000 + i as i64 * 10),
+            0,
+        )
+        .unwrap();
     }
     drop(log);
     on_disk(dir)
@@ -229,7 +253,14 @@ fn torn_write_through_the_io_seam() {
         let dir = tmp.path().join("c-0");
         let config = config(100_000);
         let io = FaultyIo::new();
-        let mut log = open(&dir, &config, LogOpenOptions { io: io.clone(), ..clean() });
+        let mut log = open(
+            &dir,
+            &config,
+            LogOpenOptions {
+                io: io.clone(),
+                ..clean()
+            },
+        );
         for _ in 0..4 {
             log.append_as_leader(&mut batch(3, 50, T0), 0).unwrap();
         }
@@ -280,13 +311,17 @@ fn damage_kinds() -> Vec<(&'static str, &'static str, Damage)> {
             b[n - 4..].copy_from_slice(&u32::MAX.to_be_bytes());
             fs::write(p, b).unwrap()
         }),
-        ("index", "last entry points into the middle of a batch", |p| {
-            let mut b = fs::read(p).unwrap();
-            let n = b.len();
-            let pos = u32::from_be_bytes([b[n - 4], b[n - 3], b[n - 2], b[n - 1]]);
-            b[n - 4..].copy_from_slice(&(pos + 5).to_be_bytes());
-            fs::write(p, b).unwrap()
-        }),
+        (
+            "index",
+            "last entry points into the middle of a batch",
+            |p| {
+                let mut b = fs::read(p).unwrap();
+                let n = b.len();
+                let pos = u32::from_be_bytes([b[n - 4], b[n - 3], b[n - 2], b[n - 1]]);
+                b[n - 4..].copy_from_slice(&(pos + 5).to_be_bytes());
+                fs::write(p, b).unwrap()
+            },
+        ),
         ("timeindex", "timestamps decreasing", |p| {
             let mut b = fs::read(p).unwrap();
             assert!(b.len() >= 24);
@@ -313,28 +348,39 @@ fn damaged_index_files_are_rebuilt() {
             while log.segment_count() < 4
                 || log.log_end_offset() - *log.segment_base_offsets().last().unwrap() < 16
             {
-                log.append_as_leader(&mut batch(1 + n % 4, 80, T0 - 50_000 + n as i64 * 100), 0).unwrap();
+                log.append_as_leader(&mut batch(1 + n % 4, 80, T0 - 50_000 + n as i64 * 100), 0)
+                    .unwrap();
                 n += 1;
             }
             let probes = n as i64 + 2;
-            let lookups: Vec<_> =
-                (0..probes).map(|i| log.offset_for_timestamp(T0 - 50_000 + i * 97).unwrap()).collect();
+            let lookups: Vec<_> = (0..probes)
+                .map(|i| log.offset_for_timestamp(T0 - 50_000 + i * 97).unwrap())
+                .collect();
             log.close().unwrap();
             let batches = on_disk(&dir);
             let segments = segment_files(&dir);
             assert!(segments.len() >= 3);
-            let base = if segment_choice == "first" { segments[0].0 } else { segments.last().unwrap().0 };
+            let base = if segment_choice == "first" {
+                segments[0].0
+            } else {
+                segments.last().unwrap().0
+            };
             let path = dir.join(segment_file_name(base, ext));
             let original = fs::read(&path).unwrap();
             damage(&path);
             let mut log = open(&dir, &config, clean());
             let ctx = format!("{ext} {what} in the {segment_choice} segment");
-            let again: Vec<_> =
-                (0..probes).map(|i| log.offset_for_timestamp(T0 - 50_000 + i * 97).unwrap()).collect();
+            let again: Vec<_> = (0..probes)
+                .map(|i| log.offset_for_timestamp(T0 - 50_000 + i * 97).unwrap())
+                .collect();
             assert_eq!(again, lookups, "{ctx}: timestamp look-ups");
             assert!(path.exists(), "{ctx}: rebuilt file exists");
             if segment_choice == "first" {
-                assert_eq!(fs::read(&path).unwrap(), original, "{ctx}: rebuilt identically");
+                assert_eq!(
+                    fs::read(&path).unwrap(),
+                    original,
+                    "{ctx}: rebuilt identically"
+                );
             }
             check_survivors(&mut log, &batches, 0);
         }
@@ -354,7 +400,10 @@ fn clean_reopen_does_not_rewrite_sound_indexes() {
     let before: Vec<(PathBuf, Vec<u8>)> = fs::read_dir(&dir)
         .unwrap()
         .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "index" || e == "timeindex"))
+        .filter(|p| {
+            p.extension()
+                .is_some_and(|e| e == "index" || e == "timeindex")
+        })
         .map(|p| {
             let b = fs::read(&p).unwrap();
             (p, b)

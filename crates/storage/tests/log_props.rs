@@ -15,16 +15,40 @@ const T0: i64 = 1_700_000_000_000;
 
 #[derive(Debug, Clone)]
 enum Op {
-    Append { records: usize, value_len: usize, ts_back: i64, gzip: bool },
-    AppendIdempotent { pid: i64, records: usize },
-    RetryLastIdempotent { pid: i64 },
-    Read { at: f64, max_bytes: usize, exact_batches: usize, bound: f64, min_one: bool },
-    TimestampLookup { ts_back: i64 },
-    Truncate { at: f64 },
-    DeleteRecords { at: f64 },
+    Append {
+        records: usize,
+        value_len: usize,
+        ts_back: i64,
+        gzip: bool,
+    },
+    AppendIdempotent {
+        pid: i64,
+        records: usize,
+    },
+    RetryLastIdempotent {
+        pid: i64,
+    },
+    Read {
+        at: f64,
+        max_bytes: usize,
+        exact_batches: usize,
+        bound: f64,
+        min_one: bool,
+    },
+    TimestampLookup {
+        ts_back: i64,
+    },
+    Truncate {
+        at: f64,
+    },
+    DeleteRecords {
+        at: f64,
+    },
     Roll,
     Flush,
-    Reopen { clean: bool },
+    Reopen {
+        clean: bool,
+    },
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -62,23 +86,35 @@ struct Model {
 
 impl Model {
     fn visible(&self) -> impl Iterator<Item = &ModelBatch> {
-        self.batches.iter().filter(move |b| b.last >= self.log_start)
+        self.batches
+            .iter()
+            .filter(move |b| b.last >= self.log_start)
     }
     fn offset_at(&self, frac: f64) -> i64 {
         let span = (self.log_end - self.log_start) as f64;
         self.log_start + (span * frac).floor() as i64
     }
     fn last_of(&self, pid: i64) -> Option<&ModelBatch> {
-        self.batches.iter().rev().find(|b| b.producer.is_some_and(|p| p.0 == pid))
+        self.batches
+            .iter()
+            .rev()
+            .find(|b| b.producer.is_some_and(|p| p.0 == pid))
     }
 }
 
 fn plain_batch(records: usize, value_len: usize, ts: i64, gzip: bool) -> Vec<u8> {
-    let codec = if gzip { Compression::Gzip } else { Compression::None };
+    let codec = if gzip {
+        Compression::Gzip
+    } else {
+        Compression::None
+    };
     let mut b = BatchBuilder::new(codec, ts);
     for i in 0..records {
         let value: Vec<u8> = (0..value_len).map(|j| (i * 31 + j) as u8).collect();
-        b.push(Record::new(Some(format!("key-{i}").into_bytes()), Some(value)).with_timestamp(ts + i as i64));
+        b.push(
+            Record::new(Some(format!("key-{i}").into_bytes()), Some(value))
+                .with_timestamp(ts + i as i64),
+        );
     }
     b.build().unwrap().to_vec()
 }
@@ -92,7 +128,14 @@ fn idem_batch(pid: i64, seq: i32, records: usize) -> Vec<u8> {
 }
 
 fn open(dir: &Path, config: &LogConfig, clock: &ManualClock, opts: LogOpenOptions) -> Log {
-    Log::open(dir, TopicPartition::new("p", 0), config.clone(), opts, Arc::new(clock.clone())).unwrap()
+    Log::open(
+        dir,
+        TopicPartition::new("p", 0),
+        config.clone(),
+        opts,
+        Arc::new(clock.clone()),
+    )
+    .unwrap()
 }
 
 fn read_everything(log: &Log) -> Vec<(i64, Vec<u8>)> {
@@ -130,13 +173,21 @@ fn run(config: LogConfig, ops: Vec<Op>) -> Result<(), TestCaseError> {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("p-0");
     let clock = ManualClock::new(T0);
-    let opts = LogOpenOptions { clean_shutdown: true, ..Default::default() };
+    let opts = LogOpenOptions {
+        clean_shutdown: true,
+        ..Default::default()
+    };
     let mut log = open(&dir, &config, &clock, opts);
     let mut model = Model::default();
     let mut epoch = 0;
     for op in ops {
         match op {
-            Op::Append { records, value_len, ts_back, gzip } => {
+            Op::Append {
+                records,
+                value_len,
+                ts_back,
+                gzip,
+            } => {
                 let mut b = plain_batch(records, value_len, T0 - ts_back, gzip);
                 match log.append_as_leader(&mut b, epoch) {
                     Ok(info) => {
@@ -155,7 +206,9 @@ fn run(config: LogConfig, ops: Vec<Op>) -> Result<(), TestCaseError> {
                 }
             }
             Op::AppendIdempotent { pid, records } => {
-                let seq = model.last_of(pid).map_or(0, |b| b.producer.map_or(0, |p| p.2 + 1));
+                let seq = model
+                    .last_of(pid)
+                    .map_or(0, |b| b.producer.map_or(0, |p| p.2 + 1));
                 let mut b = idem_batch(pid, seq, records);
                 let info = log.append_as_leader(&mut b, epoch).map_err(|e| {
                     TestCaseError::fail(format!("idempotent append pid {pid} seq {seq}: {e}"))
@@ -171,17 +224,33 @@ fn run(config: LogConfig, ops: Vec<Op>) -> Result<(), TestCaseError> {
                 model.log_end = info.last_offset + 1;
             }
             Op::RetryLastIdempotent { pid } => {
-                let Some(last) = model.last_of(pid).cloned() else { continue };
+                let Some(last) = model.last_of(pid).cloned() else {
+                    continue;
+                };
                 if last.base < model.log_start {
                     continue;
                 }
                 let (_, first_seq, last_seq) = last.producer.unwrap();
                 let mut b = idem_batch(pid, first_seq, (last_seq - first_seq + 1) as usize);
                 let info = log.append_as_leader(&mut b, epoch).unwrap();
-                prop_assert!(info.duplicate, "retry of pid {} seq {} not detected", pid, first_seq);
-                prop_assert_eq!((info.first_offset, info.last_offset), (last.base, last.last));
+                prop_assert!(
+                    info.duplicate,
+                    "retry of pid {} seq {} not detected",
+                    pid,
+                    first_seq
+                );
+                prop_assert_eq!(
+                    (info.first_offset, info.last_offset),
+                    (last.base, last.last)
+                );
             }
-            Op::Read { at, mut max_bytes, exact_batches, bound, min_one } => {
+            Op::Read {
+                at,
+                mut max_bytes,
+                exact_batches,
+                bound,
+                min_one,
+            } => {
                 if model.log_end == model.log_start {
                     continue;
                 }
@@ -192,7 +261,11 @@ fn run(config: LogConfig, ops: Vec<Op>) -> Result<(), TestCaseError> {
                     model.visible().filter(|b| b.last >= start).collect();
                 if exact_batches > 0 {
                     // A limit that ends exactly on a batch boundary.
-                    max_bytes = candidates.iter().take(exact_batches).map(|b| b.bytes.len()).sum();
+                    max_bytes = candidates
+                        .iter()
+                        .take(exact_batches)
+                        .map(|b| b.bytes.len())
+                        .sum();
                 }
                 let r = log.read(start, max_bytes, max_offset, min_one).unwrap();
                 let got: Vec<(i64, Vec<u8>)> = match &r.slice {
@@ -227,7 +300,12 @@ fn run(config: LogConfig, ops: Vec<Op>) -> Result<(), TestCaseError> {
                 if let (false, Some(next)) = (got.is_empty(), candidates.get(got.len())) {
                     let fits = total + next.bytes.len() <= max_bytes && next.last < max_offset;
                     let starts_segment = log.segment_base_offsets().contains(&next.base);
-                    prop_assert!(!fits || starts_segment, "read at {} stopped early before {}", start, next.base);
+                    prop_assert!(
+                        !fits || starts_segment,
+                        "read at {} stopped early before {}",
+                        start,
+                        next.base
+                    );
                 }
                 if let Some(next) = candidates.get(got.len()) {
                     if !got.is_empty() {
@@ -240,12 +318,17 @@ fn run(config: LogConfig, ops: Vec<Op>) -> Result<(), TestCaseError> {
             Op::TimestampLookup { ts_back } => {
                 let target = T0 - ts_back;
                 let want = model.visible().find_map(|b| {
-                    decode_batch(&b.bytes).unwrap().records.into_iter().find(|r| {
-                        r.timestamp >= target && r.offset >= model.log_start
-                    })
+                    decode_batch(&b.bytes)
+                        .unwrap()
+                        .records
+                        .into_iter()
+                        .find(|r| r.timestamp >= target && r.offset >= model.log_start)
                 });
                 let got = log.offset_for_timestamp(target).unwrap();
-                prop_assert_eq!(got.map(|t| (t.timestamp, t.offset)), want.map(|r| (r.timestamp, r.offset)));
+                prop_assert_eq!(
+                    got.map(|t| (t.timestamp, t.offset)),
+                    want.map(|r| (r.timestamp, r.offset))
+                );
             }
             Op::Truncate { at } => {
                 let to = model.offset_at(at);
