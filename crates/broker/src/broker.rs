@@ -68,6 +68,9 @@ pub struct Broker {
 
 const META_PROPERTIES: &str = "meta.properties";
 const METADATA_DIR: &str = "__cluster_metadata";
+/// Kafka's `producer.id.expiration.ms` default: idempotent-producer state idle this long is
+/// dropped at the next retention pass.
+const PRODUCER_ID_EXPIRATION_MS: i64 = 86_400_000;
 /// Name of the internal offsets topic.
 pub(crate) const OFFSETS_TOPIC: &str = "__consumer_offsets";
 
@@ -293,6 +296,8 @@ impl Broker {
                     None => {
                         let tp = TopicPartition::new(topic.name.clone(), index as i32);
                         let log = self.logs.get_or_create(&tp, config.clone())?;
+                        // A log reopened from disk starts with the defaults.
+                        log.write().update_config(config.clone());
                         self.logs.set_topic_id(&tp, &topic.id.to_string())?;
                         self.partitions.insert(Arc::new(Partition::new(
                             tp,
@@ -396,7 +401,11 @@ impl Broker {
                     if let Err(e) = b.logs.enforce_retention() {
                         tracing::error!(error = %e, "retention pass failed");
                     }
+                    let now = b.clock.now_ms();
                     for p in b.partitions.all() {
+                        p.log
+                            .write()
+                            .remove_expired_producers(now, PRODUCER_ID_EXPIRATION_MS);
                         let start = p.log.read().log_start_offset();
                         if p.high_watermark() < start {
                             p.reset_high_watermark(start);

@@ -8,7 +8,7 @@
 
 use crate::broker::Broker;
 use crate::handlers;
-use bytes::{Bytes, BytesMut};
+use bytes::{BufMut, Bytes, BytesMut};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader, BufWriter};
@@ -66,9 +66,10 @@ async fn serve_connection(
     let writer = tokio::spawn(write_loop(write_half, rx));
     let mut reader = BufReader::with_capacity(64 * 1024, read_half);
     let max = broker.config.socket_request_max_bytes;
+    let mut buffer = BytesMut::new();
     let reason = loop {
         let frame = tokio::select! {
-            frame = read_frame(&mut reader, max) => frame,
+            frame = read_frame(&mut reader, &mut buffer, max) => frame,
             _ = shutdown.changed() => break None,
         };
         let frame = match frame {
@@ -95,8 +96,12 @@ async fn serve_connection(
     let _ = writer.await;
 }
 
+/// Reads one frame into `buffer`'s allocation. Once the previous frame has been dropped the
+/// same allocation is reused, so a stream of large produce requests does not allocate (and
+/// fault in fresh pages) per request.
 async fn read_frame<R: tokio::io::AsyncRead + Unpin>(
     reader: &mut R,
+    buffer: &mut BytesMut,
     max: usize,
 ) -> Result<Option<Bytes>, CloseReason> {
     let mut len = [0u8; 4];
@@ -115,9 +120,19 @@ async fn read_frame<R: tokio::io::AsyncRead + Unpin>(
             "frame of {len} bytes is larger than socket.request.max.bytes ({max})"
         )));
     }
-    let mut buf = BytesMut::zeroed(len);
-    reader.read_exact(&mut buf).await.map_err(CloseReason::Io)?;
-    Ok(Some(buf.freeze()))
+    buffer.clear();
+    buffer.reserve(len);
+    while buffer.len() < len {
+        let want = len - buffer.len();
+        let n = reader
+            .read_buf(&mut (&mut *buffer).limit(want))
+            .await
+            .map_err(CloseReason::Io)?;
+        if n == 0 {
+            return Err(CloseReason::Io(std::io::ErrorKind::UnexpectedEof.into()));
+        }
+    }
+    Ok(Some(buffer.split().freeze()))
 }
 
 async fn write_loop(

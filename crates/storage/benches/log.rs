@@ -70,7 +70,8 @@ fn bench_append(c: &mut Criterion) {
         .warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(4))
         .sample_size(20);
-    let cases: [(&str, usize, &[(&str, &str)]); 3] = [
+    type Overrides = &'static [(&'static str, &'static str)];
+    let cases: [(&str, usize, Overrides); 3] = [
         ("100B", 100, &[]),
         ("1KB", 1024, &[]),
         ("100B_fsync_each", 100, &[("flush.messages", "1")]),
@@ -83,14 +84,15 @@ fn bench_append(c: &mut Criterion) {
         });
         let tmp = tempfile::tempdir().expect("temp dir");
         let mut log = open(tmp.path(), config(extra));
-        let mut appends = 0u64;
+        let mut until_retention = 256u32;
         group.bench_function(BenchmarkId::new("batch_of_1000", name), |b| {
             b.iter(|| {
                 let info = log
                     .append_as_leader(black_box(&mut batch), 0)
                     .expect("append");
-                appends += 1;
-                if appends % 256 == 0 {
+                until_retention -= 1;
+                if until_retention == 0 {
+                    until_retention = 256;
                     log.enforce_retention().expect("retention");
                 }
                 info.last_offset

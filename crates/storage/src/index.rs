@@ -149,7 +149,7 @@ impl<E: IndexEntry> Index<E> {
     /// Writes pending entries to `path` (and fsyncs when `sync`).
     pub(crate) fn write_out(&mut self, io: &dyn LogIo, path: &Path, sync: bool) -> Result<()> {
         let pending = self.written != self.entries.len() || self.file_too_long;
-        if !pending && !(sync && self.unsynced) {
+        if !(pending || (sync && self.unsynced)) {
             return Ok(());
         }
         let file = OpenOptions::new()

@@ -454,7 +454,7 @@ impl Log {
         self.config = config;
     }
 
-    /// Persists the topic id in `partition.metadata` ("version: 0\ntopic_id: <id>").
+    /// Persists the topic id in `partition.metadata` (`version: 0\ntopic_id: <id>`).
     pub fn set_topic_id(&mut self, topic_id: &str) -> Result<()> {
         self.ensure_open()?;
         if self.topic_id.as_deref() == Some(topic_id) {
@@ -608,8 +608,7 @@ impl Log {
         let segment_bytes = self.config.segment_bytes.max(0) as usize;
         let mut expected = self.log_end_offset();
         let mut ranges = Vec::new();
-        let mut iter = BatchIter::new(batches);
-        while let Some(item) = iter.next() {
+        for item in BatchIter::new(batches) {
             let (h, range) = match item {
                 Ok(x) => x,
                 Err(BatchError::Truncated { .. }) if !ranges.is_empty() => break,

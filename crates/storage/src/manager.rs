@@ -21,6 +21,10 @@ use tracing::{info, warn};
 /// Suffix of a partition directory being deleted.
 pub const DELETE_DIR_SUFFIX: &str = "-delete";
 
+/// The KRaft metadata log's topic; its directory is owned by the metadata layer, not loaded here
+/// (as in Kafka's `LogManager`).
+pub const METADATA_TOPIC: &str = "__cluster_metadata";
+
 struct Managed {
     dir_index: usize,
     log: SharedLog,
@@ -114,6 +118,9 @@ impl LogManager {
                 let Some(tp) = TopicPartition::parse_dir_name(&name) else {
                     continue;
                 };
+                if tp.topic == METADATA_TOPIC {
+                    continue;
+                }
                 if let Some(other) = seen.insert(tp.clone(), path.clone()) {
                     return Err(StorageError::InconsistentLog {
                         path,
@@ -241,8 +248,8 @@ impl LogManager {
     /// Writes `recovery-point-offset-checkpoint` and `log-start-offset-checkpoint` in every
     /// log dir.
     pub fn checkpoint(&self) -> Result<()> {
-        let mut per_dir: Vec<(Vec<(TopicPartition, i64)>, Vec<(TopicPartition, i64)>)> =
-            vec![(Vec::new(), Vec::new()); self.dirs.len()];
+        type Offsets = Vec<(TopicPartition, i64)>;
+        let mut per_dir: Vec<(Offsets, Offsets)> = vec![(Vec::new(), Vec::new()); self.dirs.len()];
         for (tp, m) in self.logs.read().iter() {
             let log = m.log.read();
             per_dir[m.dir_index]
@@ -451,6 +458,7 @@ mod tests {
         // Leftovers of an interrupted delete and unrelated entries.
         fs::create_dir_all(dirs[0].join("gone-0.0123abcd-delete")).unwrap();
         fs::create_dir_all(dirs[0].join("not a partition")).unwrap();
+        fs::create_dir_all(dirs[0].join("__cluster_metadata-0")).unwrap();
         fs::write(dirs[0].join("meta.properties"), "x").unwrap();
 
         let m = manager(&dirs);

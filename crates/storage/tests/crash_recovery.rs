@@ -2,6 +2,9 @@
 //! reopen, and check that exactly the batches wholly before the damage remain, that indexes
 //! are rebuilt, and that appends continue at the right offset.
 
+// Test helpers outside #[test] functions panic on purpose.
+#![allow(clippy::unwrap_used)]
+
 use fjord_common::{ManualClock, TopicPartition};
 use fjord_protocol::batch::BatchIter;
 use fjord_protocol::compression::Compression;

@@ -2,6 +2,9 @@
 //! DeleteRecords, flushes and reopens (clean and after a simulated kill -9) against an
 //! in-memory model of the log.
 
+// Test helpers outside #[test] functions panic on purpose.
+#![allow(clippy::unwrap_used)]
+
 use fjord_common::{ManualClock, TopicPartition};
 use fjord_protocol::batch::{BatchHeader, BatchIter};
 use fjord_protocol::compression::Compression;
