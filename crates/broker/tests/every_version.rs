@@ -8,6 +8,7 @@
 mod common;
 
 use common::{Client, TestBroker};
+use fjord_common::ErrorCode;
 use fjord_protocol::compression::Compression;
 use fjord_protocol::records::{BatchBuilder, Record};
 use kafka_protocol::messages::*;
@@ -347,6 +348,156 @@ async fn every_advertised_version_answers() {
             r
         },
         |v, r: &DeleteTopicsResponse| assert_eq!(r.responses[0].error_code, 0, "DeleteTopics v{v}"),
+    )
+    .await;
+
+    call_each(
+        &mut c,
+        ApiKey::FindCoordinator,
+        range(ApiKey::FindCoordinator),
+        |v| {
+            let mut r = FindCoordinatorRequest::default();
+            if v >= 4 {
+                r.coordinator_keys.push(s("grp"));
+            } else {
+                r.key = s("grp");
+            }
+            r
+        },
+        |v, r: &FindCoordinatorResponse| {
+            let code = if v >= 4 {
+                r.coordinators[0].error_code
+            } else {
+                r.error_code
+            };
+            assert_eq!(code, 0, "FindCoordinator v{v}");
+        },
+    )
+    .await;
+
+    call_each(
+        &mut c,
+        ApiKey::OffsetCommit,
+        range(ApiKey::OffsetCommit),
+        |v| {
+            let mut p = offset_commit_request::OffsetCommitRequestPartition::default();
+            p.partition_index = 0;
+            p.committed_offset = v as i64;
+            let mut t = offset_commit_request::OffsetCommitRequestTopic::default();
+            t.name = tn("created-2");
+            t.partitions.push(p);
+            let mut r = OffsetCommitRequest::default();
+            r.group_id = GroupId(s("grp"));
+            r.generation_id_or_member_epoch = -1;
+            r.group_instance_id = None;
+            r.topics.push(t);
+            r
+        },
+        |v, r: &OffsetCommitResponse| {
+            assert_eq!(r.topics[0].partitions[0].error_code, 0, "OffsetCommit v{v}")
+        },
+    )
+    .await;
+
+    call_each(
+        &mut c,
+        ApiKey::OffsetFetch,
+        range(ApiKey::OffsetFetch),
+        |v| {
+            let mut r = OffsetFetchRequest::default();
+            if v >= 8 {
+                let mut g = offset_fetch_request::OffsetFetchRequestGroup::default();
+                g.group_id = GroupId(s("grp"));
+                g.member_id = None;
+                g.topics = None;
+                r.groups.push(g);
+            } else {
+                let mut t = offset_fetch_request::OffsetFetchRequestTopic::default();
+                t.name = tn("created-2");
+                t.partition_indexes.push(0);
+                r.group_id = GroupId(s("grp"));
+                r.topics = Some(vec![t]);
+            }
+            r
+        },
+        |v, r: &OffsetFetchResponse| {
+            let (code, offset) = if v >= 8 {
+                let p = &r.groups[0].topics[0].partitions[0];
+                (p.error_code, p.committed_offset)
+            } else {
+                let p = &r.topics[0].partitions[0];
+                (p.error_code, p.committed_offset)
+            };
+            assert_eq!(code, 0, "OffsetFetch v{v}");
+            assert!(offset >= 2, "OffsetFetch v{v}: offset {offset}");
+        },
+    )
+    .await;
+
+    call_each(
+        &mut c,
+        ApiKey::ListGroups,
+        range(ApiKey::ListGroups),
+        |_| ListGroupsRequest::default(),
+        |v, r: &ListGroupsResponse| {
+            assert_eq!(r.error_code, 0, "ListGroups v{v}");
+            assert!(r.groups.iter().any(|g| g.group_id.as_str() == "grp"));
+        },
+    )
+    .await;
+
+    call_each(
+        &mut c,
+        ApiKey::DescribeGroups,
+        range(ApiKey::DescribeGroups),
+        |_| {
+            let mut r = DescribeGroupsRequest::default();
+            r.groups.push(GroupId(s("grp")));
+            r
+        },
+        |v, r: &DescribeGroupsResponse| {
+            assert_eq!(r.groups[0].error_code, 0, "DescribeGroups v{v}")
+        },
+    )
+    .await;
+
+    call_each(
+        &mut c,
+        ApiKey::OffsetDelete,
+        range(ApiKey::OffsetDelete),
+        |_| {
+            let mut p = offset_delete_request::OffsetDeleteRequestPartition::default();
+            p.partition_index = 0;
+            let mut t = offset_delete_request::OffsetDeleteRequestTopic::default();
+            t.name = tn("created-2");
+            t.partitions.push(p);
+            let mut r = OffsetDeleteRequest::default();
+            r.group_id = GroupId(s("grp"));
+            r.topics.push(t);
+            r
+        },
+        |v, r: &OffsetDeleteResponse| assert_eq!(r.error_code, 0, "OffsetDelete v{v}"),
+    )
+    .await;
+
+    call_each(
+        &mut c,
+        ApiKey::DeleteGroups,
+        range(ApiKey::DeleteGroups),
+        |v| {
+            let mut r = DeleteGroupsRequest::default();
+            r.groups_names
+                .push(GroupId(s(if v == 0 { "grp" } else { "gone" })));
+            r
+        },
+        |v, r: &DeleteGroupsResponse| {
+            let want = if v == 0 {
+                0
+            } else {
+                ErrorCode::GroupIdNotFound.code()
+            };
+            assert_eq!(r.results[0].error_code, want, "DeleteGroups v{v}");
+        },
     )
     .await;
 
