@@ -51,6 +51,9 @@ struct ProducerIdBlock {
     end: i64,
 }
 
+/// A periodic maintenance job: name, period, work (run on a blocking thread).
+type MaintenanceJob = (&'static str, Duration, fn(&Broker));
+
 /// A broker: storage, metadata and the group coordinator behind the Kafka protocol.
 pub struct Broker {
     pub(crate) config: BrokerConfig,
@@ -393,7 +396,7 @@ impl Broker {
     ) -> Vec<JoinHandle<()>> {
         let mut tasks = Vec::new();
         let every = |ms: u64| Duration::from_millis(ms.clamp(10, 86_400_000));
-        let jobs: Vec<(&'static str, Duration, fn(&Broker))> = vec![
+        let jobs: Vec<MaintenanceJob> = vec![
             (
                 "retention",
                 every(self.config.log_retention_check_interval_ms),

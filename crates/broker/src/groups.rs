@@ -257,11 +257,12 @@ fn persist(broker: &Broker, partition: i32, records: &[PersistRecord]) -> Result
         .ok_or_else(|| format!("{OFFSETS_TOPIC}-{partition} is not hosted here"))?;
     let mut builder = BatchBuilder::new(Compression::None, broker.clock.now_ms());
     for r in records {
-        let mut record = Record::default();
-        record.timestamp = -1;
-        record.key = Some(r.key.clone());
-        record.value = r.value.clone();
-        builder.push(record);
+        builder.push(Record {
+            timestamp: -1,
+            key: Some(r.key.clone()),
+            value: r.value.clone(),
+            ..Default::default()
+        });
     }
     let batch = builder.build().map_err(|e| e.to_string())?;
     let mut buf = BytesMut::from(&batch[..]);

@@ -80,7 +80,8 @@ impl Client {
         header.request_api_version = version;
         header.correlation_id = self.correlation;
         header.client_id = Some(StrBytes::from_static_str("fjord-test"));
-        let frame = encode_request(&header, body).unwrap_or_else(|e| panic!("encode {key:?} v{version}: {e}"));
+        let frame = encode_request(&header, body)
+            .unwrap_or_else(|e| panic!("encode {key:?} v{version}: {e}"));
         self.stream.write_all(&frame).await.unwrap();
         self.correlation
     }

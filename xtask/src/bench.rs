@@ -1,0 +1,274 @@
+//! `cargo xtask bench`: end-to-end load runs against a real `fjord` process.
+//!
+//! The load generator is librdkafka's own `rdkafka_performance`, built from the librdkafka
+//! sources that ship inside the crates.io package `rdkafka-sys` (no other download). The
+//! broker is the release build with its data on disk. Results (throughput, broker CPU per
+//! million records, end-to-end latency percentiles) are printed and written into
+//! `docs/benchmarks.md` between the `bench:begin`/`bench:end` markers, with the commands that
+//! produced them.
+
+use crate::util::{self, cargo, Workspace};
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The `rdkafka-sys` release whose bundled librdkafka we build (librdkafka 2.12.1).
+const RDKAFKA_SYS: &str = "4.10.0";
+const BEGIN: &str = "<!-- bench:begin -->";
+const END: &str = "<!-- bench:end -->";
+
+struct Broker {
+    child: Child,
+    address: String,
+}
+
+impl Broker {
+    fn cpu_seconds(&self) -> f64 {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap_or_default();
+        // Fields after the command name (which is in parentheses and may contain spaces).
+        let rest = stat.rsplit_once(") ").map(|(_, r)| r).unwrap_or("");
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok()).unwrap_or(0.0);
+        // utime and stime are fields 14 and 15 of /proc/PID/stat (11 and 12 after the name).
+        (ticks(11) + ticks(12)) / clock_ticks()
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        let _ = Command::new("kill").arg(self.child.id().to_string()).status();
+        let _ = self.child.wait();
+    }
+}
+
+fn clock_ticks() -> f64 {
+    util::output(Command::new("getconf").arg("CLK_TCK"))
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(100.0)
+}
+
+fn free_port() -> Result<u16, String> {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
+    l.local_addr().map(|a| a.port()).map_err(|e| e.to_string())
+}
+
+fn start_broker(fjord: &Path, data: &Path) -> Result<Broker, String> {
+    let port = free_port()?;
+    let address = format!("127.0.0.1:{port}");
+    let log = std::fs::File::create(data.with_extension("log")).map_err(|e| e.to_string())?;
+    let child = Command::new(fjord)
+        .args(["broker", "--override", &format!("listeners=PLAINTEXT://{address}")])
+        .args(["--override", &format!("log.dirs={}", data.display())])
+        .env("FJORD_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .map_err(|e| format!("cannot start {}: {e}", fjord.display()))?;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::net::TcpStream::connect(&address).is_err() {
+        if Instant::now() > deadline {
+            return Err("broker did not start listening within 30 s".into());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Ok(Broker { child, address })
+}
+
+/// Builds `rdkafka_performance` from the librdkafka bundled in `rdkafka-sys`.
+fn rdkafka_performance(ws: &Workspace) -> Result<PathBuf, String> {
+    let base = ws.target_dir.join("bench");
+    let tool = base.join("librdkafka/examples/rdkafka_performance");
+    if tool.exists() {
+        return Ok(tool);
+    }
+    let fetch = base.join("fetch-rdkafka-sys");
+    std::fs::create_dir_all(fetch.join("src")).map_err(|e| e.to_string())?;
+    std::fs::write(
+        fetch.join("Cargo.toml"),
+        format!(
+            "[package]\nname = \"fetch-rdkafka-sys\"\nversion = \"0.0.0\"\nedition = \"2021\"\npublish = false\n\n[dependencies]\nrdkafka-sys = \"={RDKAFKA_SYS}\"\n\n[workspace]\n"
+        ),
+    )
+    .map_err(|e| e.to_string())?;
+    std::fs::write(fetch.join("src/lib.rs"), "").map_err(|e| e.to_string())?;
+    let metadata = util::output(
+        Command::new(cargo())
+            .args(["metadata", "--format-version", "1", "--manifest-path"])
+            .arg(fetch.join("Cargo.toml")),
+    )?;
+    let doc: serde_json::Value = serde_json::from_str(&metadata).map_err(|e| e.to_string())?;
+    let manifest = doc["packages"]
+        .as_array()
+        .and_then(|ps| ps.iter().find(|p| p["name"] == "rdkafka-sys"))
+        .and_then(|p| p["manifest_path"].as_str())
+        .ok_or("rdkafka-sys not found in cargo metadata")?;
+    let source = Path::new(manifest).parent().ok_or("bad manifest path")?.join("librdkafka");
+    let build = base.join("librdkafka");
+    let _ = std::fs::remove_dir_all(&build);
+    util::run(Command::new("cp").arg("-r").arg(&source).arg(&build))?;
+    util::run(
+        Command::new("./configure")
+            .args(["--disable-ssl", "--disable-sasl", "--disable-gssapi", "--disable-curl", "--disable-zstd", "--disable-lz4-ext"])
+            .current_dir(&build),
+    )?;
+    util::run(Command::new("make").args(["-j2", "libs"]).current_dir(&build))?;
+    util::run(Command::new("make").args(["-C", "examples", "rdkafka_performance"]).current_dir(&build))?;
+    Ok(tool)
+}
+
+/// The last "... in Nms: X msgs/s and Y MB/s" line of rdkafka_performance.
+fn parse_rate(output: &str) -> Option<(f64, f64)> {
+    let line = output.lines().rev().find(|l| l.contains("msgs/s and"))?;
+    let msgs = line.split("ms: ").nth(1)?.split(" msgs/s").next()?.trim().parse().ok()?;
+    let mb = line.split("msgs/s and ").nth(1)?.split(" MB/s").next()?.trim().parse().ok()?;
+    Some((msgs, mb))
+}
+
+struct Row {
+    name: String,
+    command: String,
+    records_per_s: f64,
+    mb_per_s: f64,
+    cpu_per_million: Option<f64>,
+}
+
+fn perf(tool: &Path, broker: &Broker, name: &str, args: &[&str], count: u64, rows: &mut Vec<Row>) -> Result<(), String> {
+    let mut cmd = Command::new(tool);
+    cmd.args(["-b", &broker.address]).args(args).args(["-c", &count.to_string()]);
+    let shown = util::display(&cmd).replace(&broker.address, "$BROKER");
+    println!("$ {shown}");
+    let cpu_before = broker.cpu_seconds();
+    let output = util::output(&mut cmd)?;
+    let cpu = broker.cpu_seconds() - cpu_before;
+    let (records_per_s, mb_per_s) = parse_rate(&output).ok_or_else(|| format!("no rate in output of {name}:\n{output}"))?;
+    println!("  {name}: {records_per_s:.0} records/s, {mb_per_s:.1} MB/s, broker CPU {cpu:.2} s");
+    let producing = args.contains(&"-P");
+    rows.push(Row {
+        name: name.to_string(),
+        command: shown,
+        records_per_s,
+        mb_per_s,
+        cpu_per_million: producing.then(|| cpu / (count as f64 / 1e6)),
+    });
+    Ok(())
+}
+
+struct Latency {
+    name: String,
+    command: String,
+    samples: usize,
+    percentiles: Vec<(f64, f64)>,
+}
+
+fn latency(tool: &Path, broker: &Broker, ws: &Workspace, name: &str, topic: &str, linger: &str) -> Result<Latency, String> {
+    let samples_file = ws.target_dir.join("bench").join(format!("latency-{topic}.txt"));
+    let _ = std::fs::remove_file(&samples_file);
+    let count = "10000";
+    // Create the topic first so the consumer starts at its end.
+    util::output(Command::new(tool).args(["-P", "-t", topic, "-p", "0", "-s", "100", "-c", "1", "-b", &broker.address]))?;
+    let mut consumer = Command::new(tool)
+        .args(["-C", "-t", topic, "-p", "0", "-o", "end", "-l", "-A"])
+        .arg(&samples_file)
+        .args(["-c", count, "-b", &broker.address])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| e.to_string())?;
+    std::thread::sleep(Duration::from_secs(2));
+    let mut producer = Command::new(tool);
+    producer
+        .args(["-P", "-t", topic, "-p", "0", "-s", "100", "-l", "-r", "1000", "-c", count, "-X"])
+        .arg(format!("linger.ms={linger}"))
+        .args(["-b", &broker.address]);
+    let shown = util::display(&producer).replace(&broker.address, "$BROKER");
+    println!("$ {shown}");
+    util::output(&mut producer)?;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while consumer.try_wait().map_err(|e| e.to_string())?.is_none() {
+        if Instant::now() > deadline {
+            let _ = consumer.kill();
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let text = std::fs::read_to_string(&samples_file).map_err(|e| e.to_string())?;
+    let mut micros: Vec<f64> = text.lines().filter_map(|l| l.trim().parse().ok()).collect();
+    micros.sort_by(|a, b| a.total_cmp(b));
+    if micros.is_empty() {
+        return Err(format!("{name}: no latency samples"));
+    }
+    let at = |q: f64| micros[((micros.len() as f64 * q) as usize).min(micros.len() - 1)] / 1000.0;
+    let percentiles = vec![(50.0, at(0.50)), (95.0, at(0.95)), (99.0, at(0.99)), (99.9, at(0.999)), (100.0, at(1.0))];
+    println!("  {name}: {} samples, p50 {:.2} ms, p99 {:.2} ms", micros.len(), at(0.5), at(0.99));
+    Ok(Latency {
+        name: name.to_string(),
+        command: format!("consumer: rdkafka_performance -C -t {topic} -p 0 -o end -l -A samples.txt; producer: {shown}"),
+        samples: micros.len(),
+        percentiles,
+    })
+}
+
+pub(crate) fn run(ws: &Workspace) -> Result<(), String> {
+    util::run(Command::new(cargo()).args(["build", "--release", "-p", "fjord-cli"]).current_dir(&ws.root))?;
+    let fjord = ws.target_dir.join("release/fjord");
+    let tool = rdkafka_performance(ws)?;
+    let data = ws.target_dir.join("bench").join("data");
+    let _ = std::fs::remove_dir_all(&data);
+    let broker = start_broker(&fjord, &data)?;
+    let mut rows = Vec::new();
+    // rdkafka_performance sets linger.ms=1000 for itself; `-X linger.ms=5` restores the
+    // librdkafka default so these are "client defaults" runs.
+    let defaults = ["-X", "linger.ms=5"];
+    perf(&tool, &broker, "produce 100 B, acks=1, client defaults", &[&["-P", "-t", "p100", "-p", "0", "-s", "100", "-a", "1"][..], &defaults].concat(), 5_000_000, &mut rows)?;
+    perf(&tool, &broker, "produce 100 B, acks=1, linger.ms=1000 (rdkafka_performance's own default)", &["-P", "-t", "p100b", "-p", "0", "-s", "100", "-a", "1"], 5_000_000, &mut rows)?;
+    perf(&tool, &broker, "produce 100 B, acks=all, client defaults", &[&["-P", "-t", "p100all", "-p", "0", "-s", "100", "-a", "-1"][..], &defaults].concat(), 5_000_000, &mut rows)?;
+    perf(&tool, &broker, "produce 1 KB, acks=1, client defaults", &[&["-P", "-t", "p1k", "-p", "0", "-s", "1024", "-a", "1"][..], &defaults].concat(), 1_000_000, &mut rows)?;
+    perf(&tool, &broker, "consume 100 B, client defaults", &["-C", "-t", "p100", "-p", "0", "-o", "beginning"], 5_000_000, &mut rows)?;
+    perf(&tool, &broker, "consume 1 KB, client defaults", &["-C", "-t", "p1k", "-p", "0", "-o", "beginning"], 1_000_000, &mut rows)?;
+    let mut latencies = Vec::new();
+    latencies.push(latency(&tool, &broker, ws, "produce→consume at 1,000 records/s, client defaults (linger.ms=5)", "lat5", "5")?);
+    latencies.push(latency(&tool, &broker, ws, "produce→consume at 1,000 records/s, linger.ms=0", "lat0", "0")?);
+    drop(broker);
+    write_report(ws, &rows, &latencies)
+}
+
+fn write_report(ws: &Workspace, rows: &[Row], latencies: &[Latency]) -> Result<(), String> {
+    let uname = util::output(Command::new("uname").args(["-srm"])).unwrap_or_default();
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
+    let date = util::output(Command::new("date").args(["-u", "+%Y-%m-%d %H:%M UTC"])).unwrap_or_default();
+    let mut md = String::new();
+    let _ = writeln!(md, "{BEGIN}");
+    let _ = writeln!(md, "Generated by `cargo xtask bench` on {} ({cores} cores, {}).", date.trim(), uname.trim());
+    let _ = writeln!(md, "Load generator: librdkafka {} `rdkafka_performance` (from the `rdkafka-sys` {RDKAFKA_SYS} crate), one partition, broker release build, data on disk (ext4).\n", "2.12.1");
+    let _ = writeln!(md, "| run | records/s | MB/s | broker CPU s per million records |");
+    let _ = writeln!(md, "|---|---:|---:|---:|");
+    for r in rows {
+        let cpu = r.cpu_per_million.map_or("–".to_string(), |c| format!("{c:.3}"));
+        let _ = writeln!(md, "| {} | {:.0} | {:.1} | {cpu} |", r.name, r.records_per_s, r.mb_per_s);
+    }
+    let _ = writeln!(md, "\n| latency run | samples | p50 ms | p95 ms | p99 ms | p99.9 ms | max ms |");
+    let _ = writeln!(md, "|---|---:|---:|---:|---:|---:|---:|");
+    for l in latencies {
+        let p: Vec<String> = l.percentiles.iter().map(|(_, v)| format!("{v:.2}")).collect();
+        let _ = writeln!(md, "| {} | {} | {} |", l.name, l.samples, p.join(" | "));
+    }
+    let _ = writeln!(md, "\nCommands (`$BROKER` is the broker's address):\n");
+    for r in rows {
+        let _ = writeln!(md, "- {}: `{}`", r.name, r.command);
+    }
+    for l in latencies {
+        let _ = writeln!(md, "- {}: `{}`", l.name, l.command);
+    }
+    let _ = writeln!(md, "{END}");
+    let path = ws.root.join("docs/benchmarks.md");
+    let current = std::fs::read_to_string(&path).unwrap_or_default();
+    let updated = match (current.find(BEGIN), current.find(END)) {
+        (Some(b), Some(e)) if e > b => format!("{}{}{}", &current[..b], md.trim_end(), &current[e + END.len()..]),
+        _ => format!("{current}\n## End-to-end (cargo xtask bench)\n\n{md}"),
+    };
+    std::fs::write(&path, updated).map_err(|e| e.to_string())?;
+    println!("wrote {}", path.display());
+    Ok(())
+}
