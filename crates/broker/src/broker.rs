@@ -425,6 +425,22 @@ impl Broker {
                     }
                 },
             ),
+            ("cleaner", every(self.config.log_cleaner_backoff_ms), |b| {
+                if !b.config.log_cleaner_enable {
+                    return;
+                }
+                // Never compact past what consumers may read.
+                for p in b.partitions.all() {
+                    p.log
+                        .write()
+                        .set_max_cleanable_offset(Some(p.high_watermark()));
+                }
+                match b.logs.run_cleaner(b.clock.now_ms()) {
+                    Ok(0) => {}
+                    Ok(n) => tracing::debug!(logs = n, "log cleaner pass"),
+                    Err(e) => tracing::error!(error = %e, "log cleaner pass failed"),
+                }
+            }),
             (
                 "checkpoint",
                 every(self.config.log_flush_offset_checkpoint_interval_ms),

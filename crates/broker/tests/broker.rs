@@ -621,3 +621,95 @@ async fn delete_records_moves_log_start() {
     );
     broker.shutdown().await;
 }
+
+fn keyed_batch(round: usize) -> Bytes {
+    let mut b = BatchBuilder::new(Compression::None, 1_700_000_000_000);
+    for k in 0..5 {
+        b.push(Record::new(
+            Some(format!("k{k}").into_bytes()),
+            Some(format!("round-{round}").into_bytes()),
+        ));
+    }
+    b.build().unwrap()
+}
+
+fn keyed_values(records: &Bytes) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for item in fjord_protocol::batch::BatchIter::new(records) {
+        let (_, range) = item.unwrap();
+        for r in decode_batch(&records[range]).unwrap().records {
+            let key = String::from_utf8(r.key.unwrap().to_vec()).unwrap();
+            out.push((
+                key,
+                String::from_utf8(r.value.unwrap_or_default().to_vec()).unwrap(),
+            ));
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn compacted_topics_keep_the_latest_value_per_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = TestBroker::start(dir.path(), &["log.cleaner.backoff.ms=50"]).await;
+    let mut c = broker.client().await;
+    let configs = [
+        ("cleanup.policy", "compact"),
+        ("segment.bytes", "1024"),
+        ("min.cleanable.dirty.ratio", "0.01"),
+    ];
+    assert_eq!(
+        create_topic(&mut c, "latest", 1, &configs).await.topics[0].error_code,
+        0
+    );
+    for round in 0..40 {
+        assert_eq!(produce(&mut c, "latest", 0, keyed_batch(round)).await.0, 0);
+    }
+    // Keyless records cannot be compacted: rejected as Kafka does.
+    let mut keyless = BatchBuilder::new(Compression::None, 1_700_000_000_000);
+    keyless.push(Record::new(None, Some(b"no key".to_vec())));
+    let keyless = keyless.build().unwrap();
+    assert_eq!(
+        produce(&mut c, "latest", 0, keyless).await.0,
+        ErrorCode::InvalidRecord.code()
+    );
+
+    // Wait for the background cleaner to compact the closed segments.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    let values = loop {
+        let mut all = Vec::new();
+        let mut offset = 0;
+        loop {
+            let p = fetch(&mut c, 12, "latest", 0, offset).await;
+            let records = p.records.unwrap_or_default();
+            if records.is_empty() {
+                break;
+            }
+            let mut last = offset;
+            for item in fjord_protocol::batch::BatchIter::new(&records) {
+                last = item.unwrap().0.next_offset();
+            }
+            all.extend(keyed_values(&records));
+            offset = last;
+        }
+        if all.len() < 200 {
+            break all;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the cleaner never compacted the topic"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    // Every key still reads back with its latest value last.
+    for k in 0..5 {
+        let key = format!("k{k}");
+        let last = values
+            .iter()
+            .rev()
+            .find(|(kk, _)| *kk == key)
+            .map(|(_, v)| v.clone());
+        assert_eq!(last.as_deref(), Some("round-39"), "{key}");
+    }
+    broker.shutdown().await;
+}

@@ -1,5 +1,6 @@
 //! Kafka's small text files: offset checkpoints (`recovery-point-offset-checkpoint`,
-//! `log-start-offset-checkpoint`, and later `replication-offset-checkpoint`), all written
+//! `log-start-offset-checkpoint`, `cleaner-offset-checkpoint`, and later
+//! `replication-offset-checkpoint`), all written
 //! atomically through a temporary file, fsync and rename.
 //!
 //! Format (version 0):
@@ -21,6 +22,10 @@ use std::path::{Path, PathBuf};
 pub const RECOVERY_POINT_CHECKPOINT: &str = "recovery-point-offset-checkpoint";
 /// Name of the per-log-dir log start offset checkpoint.
 pub const LOG_START_OFFSET_CHECKPOINT: &str = "log-start-offset-checkpoint";
+/// Name of the per-log-dir checkpoint of each compacted partition's first dirty offset (the
+/// end of the part the log cleaner has already deduplicated), as Kafka's
+/// `cleaner-offset-checkpoint`.
+pub const CLEANER_OFFSET_CHECKPOINT: &str = "cleaner-offset-checkpoint";
 /// Marker written on clean shutdown, removed at startup.
 pub const CLEAN_SHUTDOWN_MARKER: &str = ".kafka_cleanshutdown";
 

@@ -1,7 +1,9 @@
 //! The small I/O seam every segment and index write goes through.
 //!
 //! Only the operations that decide durability are behind the trait: positioned writes of
-//! segment and index bytes, and fsyncs. Reads use `std::os::unix::fs::FileExt` directly. The
+//! segment and index bytes, fsyncs, and the renames and removals of the cleaner's swap
+//! protocol (so that tests can crash between any two of them). Reads use
+//! `std::os::unix::fs::FileExt` directly. The
 //! log holds one `Arc<dyn LogIo>`, so the cost is one virtual call per append, never per byte.
 //! Tests swap in [`crate::testing::FaultyIo`] to tear writes and simulate crashes.
 
@@ -19,6 +21,16 @@ pub trait LogIo: Send + Sync + fmt::Debug {
     fn write_at(&self, file: &File, path: &Path, data: &[u8], position: u64) -> io::Result<()>;
     /// Makes everything written to `file` durable (fdatasync).
     fn sync(&self, file: &File, path: &Path) -> io::Result<()>;
+
+    /// Renames `from` to `to` (replacing `to`), as the log cleaner's swap protocol does.
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        std::fs::rename(from, to)
+    }
+
+    /// Removes the file at `path` (the log cleaner's swap protocol and its leftovers).
+    fn remove_file(&self, path: &Path) -> io::Result<()> {
+        std::fs::remove_file(path)
+    }
 }
 
 /// The real thing: `pwrite` and `fdatasync`.

@@ -20,6 +20,7 @@ use std::fs;
 use std::hash::BuildHasher;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use tracing::{debug, info, warn};
 
@@ -42,6 +43,10 @@ pub struct LogOpenOptions {
     pub clean_shutdown: bool,
     /// The I/O seam; [`StdIo`] unless a test injects faults.
     pub io: Arc<dyn LogIo>,
+    /// First offset the log cleaner has not deduplicated yet (from
+    /// `cleaner-offset-checkpoint`); `None` treats the whole log as dirty. Ignored when outside
+    /// `[log start, log end]`.
+    pub first_dirty_offset: Option<i64>,
 }
 
 impl Default for LogOpenOptions {
@@ -51,6 +56,7 @@ impl Default for LogOpenOptions {
             log_start_offset: 0,
             clean_shutdown: false,
             io: Arc::new(StdIo),
+            first_dirty_offset: None,
         }
     }
 }
@@ -124,23 +130,40 @@ pub struct TimestampAndOffset {
 
 /// One partition's log. See the crate docs for layout and invariants.
 pub struct Log {
-    dir: PathBuf,
+    pub(crate) dir: PathBuf,
     tp: TopicPartition,
-    config: LogConfig,
+    pub(crate) config: LogConfig,
     clock: Arc<dyn Clock>,
-    io: Arc<dyn LogIo>,
+    pub(crate) io: Arc<dyn LogIo>,
     /// Never empty; sorted by base offset; the last one is active.
-    segments: Vec<Segment>,
-    log_start_offset: i64,
+    pub(crate) segments: Vec<Segment>,
+    pub(crate) log_start_offset: i64,
     recovery_point: i64,
     epochs: LeaderEpochCache,
-    producers: ProducerStateManager,
+    pub(crate) producers: ProducerStateManager,
     /// Offsets of the producer snapshot files on disk, ascending.
     snapshots: Vec<i64>,
     topic_id: Option<String>,
     last_flush_ms: i64,
     dir_dirty: bool,
-    closed: bool,
+    pub(crate) closed: bool,
+    /// Set when a cleaner swap failed half-way: the log is closed and must not be marked as
+    /// cleanly shut down (the next start completes the swap).
+    pub(crate) failed: bool,
+    /// The cleaner's first dirty offset (see [`Log::first_dirty_offset`]).
+    pub(crate) first_dirty_offset: i64,
+    /// The cleaner never cleans a segment reaching this offset (the partition's high
+    /// watermark or last stable offset); `None` = only the active segment is uncleanable.
+    pub(crate) max_cleanable_offset: Option<i64>,
+    /// Bumped whenever data below the active segment is removed or replaced (truncation,
+    /// segment deletion, a cleaner swap), so that a cleaner pass prepared outside the lock can
+    /// tell that its view is stale.
+    pub(crate) generation: u64,
+    /// True while a cleaner pass on this log is in progress.
+    pub(crate) cleaner_busy: Arc<AtomicBool>,
+    /// Timestamp of the oldest tombstone the last cleaner pass kept (it becomes removable
+    /// `delete.retention.ms` later, which makes the log eligible for a pass by itself).
+    pub(crate) oldest_clean_tombstone_ms: Option<i64>,
 }
 
 impl fmt::Debug for Log {
@@ -181,6 +204,7 @@ impl Log {
         fs::create_dir_all(&dir).at(&dir)?;
         let now = clock.now_ms();
         let io = Arc::clone(&opts.io);
+        crate::cleaner::recover_interrupted_swaps(&dir)?;
         let mut bases = Vec::new();
         let mut snapshots = Vec::new();
         let mut indexes = Vec::new();
@@ -291,6 +315,12 @@ impl Log {
             last_flush_ms: now,
             dir_dirty: true,
             closed: false,
+            failed: false,
+            first_dirty_offset: 0,
+            max_cleanable_offset: None,
+            generation: 0,
+            cleaner_busy: Arc::new(AtomicBool::new(false)),
+            oldest_clean_tombstone_ms: None,
         };
         if let Some(active) = log.segments.last_mut() {
             active.roll_jitter_ms = jitter(&log.config);
@@ -309,6 +339,11 @@ impl Log {
             log.epochs.flush(&log.dir)?;
         }
         log.rebuild_producer_state()?;
+        let leo = log.log_end_offset();
+        log.first_dirty_offset = match opts.first_dirty_offset {
+            Some(o) if o >= log.log_start_offset && o <= leo => o,
+            _ => log.log_start_offset,
+        };
         if recovered {
             log.recovery_point = log.segments[0].base_offset;
             log.flush()?;
@@ -424,7 +459,7 @@ impl Log {
         self.closed
     }
 
-    fn ensure_open(&self) -> Result<()> {
+    pub(crate) fn ensure_open(&self) -> Result<()> {
         if self.closed {
             return Err(StorageError::Closed(self.tp.to_string()));
         }
@@ -448,6 +483,30 @@ impl Log {
     }
 
     // ----- configuration and metadata --------------------------------------------------------
+
+    /// The cleaner's first dirty offset: everything below it (from the log start) has been
+    /// deduplicated by a previous cleaner pass; the next pass builds its key map from here.
+    /// Persisted by the [`crate::LogManager`] in `cleaner-offset-checkpoint`.
+    pub fn first_dirty_offset(&self) -> i64 {
+        self.first_dirty_offset.clamp(
+            self.log_start_offset,
+            self.log_end_offset().max(self.log_start_offset),
+        )
+    }
+
+    /// Bounds what the log cleaner may touch: segments holding offsets at or beyond `offset`
+    /// are never cleaned. The partition should set it to its high watermark (or last stable
+    /// offset) as that moves, so that a record is never removed in favour of a newer one that
+    /// a follower truncation could still take away. `None` (the default) leaves only the
+    /// active segment uncleanable, which is right for a single replica.
+    pub fn set_max_cleanable_offset(&mut self, offset: Option<i64>) {
+        self.max_cleanable_offset = offset;
+    }
+
+    /// The bound set by [`Log::set_max_cleanable_offset`].
+    pub fn max_cleanable_offset(&self) -> Option<i64> {
+        self.max_cleanable_offset
+    }
 
     /// Replaces the configuration (takes effect for subsequent appends, rolls and retention).
     pub fn update_config(&mut self, config: LogConfig) {
@@ -519,6 +578,9 @@ impl Log {
             return Err(StorageError::InvalidRecord(
                 "clients may not write control batches".into(),
             ));
+        }
+        if self.config.cleanup_policy.compact && !header.is_control() {
+            crate::cleaner::check_keys(batch, &self.tp)?;
         }
         let now = self.clock.now_ms();
         let log_append_time = self.config.message_timestamp_type == TimestampType::LogAppendTime;
@@ -694,6 +756,13 @@ impl Log {
     ) -> Result<()> {
         let c = &self.config;
         let seg = self.active();
+        // Kafka's `maxSegmentMs`: a compacted log rolls at least every max.compaction.lag.ms so
+        // that the cleaner can reach its records.
+        let segment_ms = if c.cleanup_policy.compact && c.max_compaction_lag_ms > 0 {
+            c.segment_ms.min(c.max_compaction_lag_ms)
+        } else {
+            c.segment_ms
+        };
         let overflow = last_offset - seg.base_offset > i32::MAX as i64;
         let should = if seg.is_empty() {
             overflow
@@ -705,7 +774,7 @@ impl Log {
             let max_offset_entries = (c.segment_index_bytes.max(0) / 8) as usize;
             let max_time_entries = (c.segment_index_bytes.max(0) / 12) as usize;
             seg.size + batch_size as u64 > c.segment_bytes.max(0) as u64
-                || waited > c.segment_ms.saturating_sub(seg.roll_jitter_ms)
+                || waited > segment_ms.saturating_sub(seg.roll_jitter_ms)
                 || seg.offset_index.len() >= max_offset_entries
                 || seg.time_index.len() >= max_time_entries
                 || overflow
@@ -1001,6 +1070,7 @@ impl Log {
         if n == self.segments.len() {
             self.roll()?;
         }
+        self.generation += 1;
         for seg in self.segments.drain(..n) {
             info!(tp = %self.tp, base_offset = seg.base_offset, next_offset = seg.next_offset,
                 size = seg.size, "deleting segment");
@@ -1015,6 +1085,7 @@ impl Log {
             }
         }
         self.recovery_point = self.recovery_point.max(first);
+        self.first_dirty_offset = self.first_dirty_offset.max(self.log_start_offset);
         self.delete_snapshots(|o| o < first)?;
         Ok(n)
     }
@@ -1038,6 +1109,7 @@ impl Log {
             return Ok(true);
         }
         info!(tp = %self.tp, offset, log_end = self.log_end_offset(), "truncating log");
+        self.generation += 1;
         while self.segments.len() > 1 && self.active().base_offset > offset {
             if let Some(seg) = self.segments.pop() {
                 seg.delete_files()?;
@@ -1050,6 +1122,7 @@ impl Log {
         let leo = self.log_end_offset();
         self.recovery_point = self.recovery_point.min(leo);
         self.log_start_offset = self.log_start_offset.min(leo);
+        self.first_dirty_offset = self.first_dirty_offset.min(leo);
         if self.epochs.truncate_from_end(leo) {
             self.epochs.flush(&self.dir)?;
         }
@@ -1062,6 +1135,7 @@ impl Log {
     pub fn truncate_fully_and_start_at(&mut self, offset: i64) -> Result<()> {
         self.ensure_open()?;
         info!(tp = %self.tp, offset, "truncating log fully");
+        self.generation += 1;
         for seg in self.segments.drain(..) {
             seg.delete_files()?;
         }
@@ -1075,6 +1149,7 @@ impl Log {
         self.dir_dirty = true;
         self.log_start_offset = offset;
         self.recovery_point = offset;
+        self.first_dirty_offset = offset;
         if self.epochs.clear() {
             self.epochs.flush(&self.dir)?;
         }
@@ -1235,6 +1310,12 @@ impl Log {
     }
 
     pub(crate) fn close_in_place(&mut self) -> Result<()> {
+        if self.failed {
+            return Err(StorageError::InconsistentLog {
+                path: self.dir.clone(),
+                reason: "a log cleaner swap failed half-way; the next start completes it".into(),
+            });
+        }
         if self.closed {
             return Ok(());
         }

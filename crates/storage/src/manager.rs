@@ -1,9 +1,10 @@
 //! All logs of a broker, across one or more log dirs.
 
 use crate::checkpoint::{
-    read_offsets, sync_dir, write_offsets, CLEAN_SHUTDOWN_MARKER, LOG_START_OFFSET_CHECKPOINT,
-    RECOVERY_POINT_CHECKPOINT,
+    read_offsets, sync_dir, write_offsets, CLEANER_OFFSET_CHECKPOINT, CLEAN_SHUTDOWN_MARKER,
+    LOG_START_OFFSET_CHECKPOINT, RECOVERY_POINT_CHECKPOINT,
 };
+use crate::cleaner::{compact_shared, CleanerConfig};
 use crate::config::LogConfig;
 use crate::error::{IoContext, Result, StorageError};
 use crate::io::{LogIo, StdIo};
@@ -37,6 +38,9 @@ pub struct LogManager {
     clock: Arc<dyn Clock>,
     io: Arc<dyn LogIo>,
     logs: RwLock<HashMap<TopicPartition, Managed>>,
+    cleaner_config: RwLock<CleanerConfig>,
+    /// Serialises writes of `cleaner-offset-checkpoint` (cleaner task vs. checkpointing).
+    cleaner_checkpoint_lock: Mutex<()>,
 }
 
 impl std::fmt::Debug for LogManager {
@@ -96,6 +100,14 @@ impl LogManager {
                     (HashMap::new(), HashMap::new(), false)
                 }
             };
+            let cleaner_offsets = match read_offsets(&dir.join(CLEANER_OFFSET_CHECKPOINT)) {
+                Ok(c) => c,
+                Err(e) => {
+                    warn!(dir = %dir.display(), "unreadable cleaner checkpoint ({e}); \
+                        compacted logs are cleaned from their start");
+                    HashMap::new()
+                }
+            };
             info!(dir = %dir.display(), clean_shutdown = clean, "loading log dir");
             for entry in fs::read_dir(dir).at(dir)? {
                 let entry = entry.at(dir)?;
@@ -132,6 +144,7 @@ impl LogManager {
                     log_start_offset: start.get(&tp).copied().unwrap_or(0),
                     clean_shutdown: clean,
                     io: Arc::clone(&io),
+                    first_dirty_offset: cleaner_offsets.get(&tp).copied(),
                 };
                 jobs.push(Job {
                     dir_index,
@@ -156,6 +169,8 @@ impl LogManager {
             clock,
             io,
             logs: RwLock::new(logs),
+            cleaner_config: RwLock::new(CleanerConfig::default()),
+            cleaner_checkpoint_lock: Mutex::new(()),
         })
     }
 
@@ -229,6 +244,9 @@ impl LogManager {
         log.rename_dir(target)?;
         sync_dir(&parent)?;
         log.delete_in_place()?;
+        drop(log);
+        // A log created again under the same name must not inherit the cleaner offset.
+        self.write_cleaner_checkpoint(m.dir_index)?;
         info!(tp = %tp, "deleted log");
         Ok(true)
     }
@@ -245,8 +263,8 @@ impl LogManager {
         v
     }
 
-    /// Writes `recovery-point-offset-checkpoint` and `log-start-offset-checkpoint` in every
-    /// log dir.
+    /// Writes `recovery-point-offset-checkpoint`, `log-start-offset-checkpoint` and
+    /// `cleaner-offset-checkpoint` in every log dir.
     pub fn checkpoint(&self) -> Result<()> {
         type Offsets = Vec<(TopicPartition, i64)>;
         let mut per_dir: Vec<(Offsets, Offsets)> = vec![(Vec::new(), Vec::new()); self.dirs.len()];
@@ -269,7 +287,93 @@ impl LogManager {
                 starts.iter().map(|(t, o)| (t, *o)),
             )?;
         }
+        for i in 0..self.dirs.len() {
+            self.write_cleaner_checkpoint(i)?;
+        }
         Ok(())
+    }
+
+    /// Writes `cleaner-offset-checkpoint` of log dir `dir_index`: the first dirty offset of
+    /// every log there whose policy includes compact.
+    fn write_cleaner_checkpoint(&self, dir_index: usize) -> Result<()> {
+        let _guard = self.cleaner_checkpoint_lock.lock();
+        let mut entries = Vec::new();
+        for (tp, m) in self.logs.read().iter() {
+            if m.dir_index != dir_index {
+                continue;
+            }
+            let log = m.log.read();
+            if log.config().cleanup_policy.compact {
+                entries.push((tp.clone(), log.first_dirty_offset()));
+            }
+        }
+        write_offsets(
+            &self.dirs[dir_index].join(CLEANER_OFFSET_CHECKPOINT),
+            entries.iter().map(|(t, o)| (t, *o)),
+        )
+    }
+
+    /// The log cleaner's settings.
+    pub fn cleaner_config(&self) -> CleanerConfig {
+        self.cleaner_config.read().clone()
+    }
+
+    /// Replaces the log cleaner's settings (`log.cleaner.dedupe.buffer.size`, ...).
+    pub fn set_cleaner_config(&self, config: CleanerConfig) {
+        *self.cleaner_config.write() = config;
+    }
+
+    /// One round of the log cleaner at time `now_ms`: picks every log whose policy includes
+    /// compact and whose dirty ratio reaches `min.cleanable.dirty.ratio` or whose oldest dirty
+    /// record waited beyond `max.compaction.lag.ms` ([`crate::CleanableInfo::needs_cleaning`]),
+    /// most overdue and dirtiest first, runs one pass on each with [`compact_shared`] (the
+    /// log's lock is held only to plan and to swap), then updates `cleaner-offset-checkpoint`.
+    /// Returns how many logs were cleaned; the first error is returned after trying all logs.
+    /// Blocks for the whole round: the broker calls it from a blocking background task every
+    /// `log.cleaner.backoff.ms`.
+    pub fn run_cleaner(&self, now_ms: i64) -> Result<usize> {
+        let config = self.cleaner_config();
+        let mut candidates = Vec::new();
+        for (tp, m) in self.logs.read().iter() {
+            let log = m.log.read();
+            if log.is_closed() || !log.config().cleanup_policy.compact {
+                continue;
+            }
+            let info = log.cleanable(now_ms);
+            if info.needs_cleaning(log.config()) {
+                candidates.push((info, tp.clone(), m.dir_index, Arc::clone(&m.log)));
+            }
+        }
+        candidates.sort_by(|a, b| {
+            b.0.max_compaction_delay_ms
+                .cmp(&a.0.max_compaction_delay_ms)
+                .then(b.0.dirty_ratio().total_cmp(&a.0.dirty_ratio()))
+        });
+        let mut cleaned = 0;
+        let mut touched = vec![false; self.dirs.len()];
+        let mut first_err = None;
+        for (_, tp, dir_index, log) in candidates {
+            match compact_shared(&log, now_ms, &config) {
+                Ok(stats) if stats.did_work() => {
+                    cleaned += 1;
+                    touched[dir_index] = true;
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    warn!(tp = %tp, "log cleaner pass failed: {e}");
+                    first_err.get_or_insert(e);
+                }
+            }
+        }
+        for (i, _) in touched.iter().enumerate().filter(|(_, t)| **t) {
+            if let Err(e) = self.write_cleaner_checkpoint(i) {
+                first_err.get_or_insert(e);
+            }
+        }
+        match first_err {
+            Some(e) => Err(e),
+            None => Ok(cleaned),
+        }
     }
 
     /// Runs [`Log::flush_if_due`] on every log. Returns how many flushed; the first error is

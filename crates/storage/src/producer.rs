@@ -113,6 +113,11 @@ impl ProducerStateManager {
         self.producers.get(&producer_id)
     }
 
+    /// Every tracked producer, in no particular order.
+    pub fn iter(&self) -> impl Iterator<Item = &ProducerStateEntry> + '_ {
+        self.producers.values()
+    }
+
     /// Number of producers tracked.
     pub fn len(&self) -> usize {
         self.producers.len()

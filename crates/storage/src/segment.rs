@@ -169,6 +169,14 @@ impl<'a> Scanner<'a> {
         self.pos = pos + size as u64;
         Ok(Some(Ok((h, pos))))
     }
+
+    /// The bytes of the batch at `pos` of `size` bytes that [`Scanner::next_batch`] just
+    /// returned, when it was called with `validate` (the batch is then in the buffer).
+    pub(crate) fn batch_bytes(&mut self, pos: u64, size: usize) -> Result<&[u8]> {
+        self.fill(pos, size)?;
+        let off = (pos - self.buf_start) as usize;
+        Ok(&self.buf[off..off + size])
+    }
 }
 
 /// A segment: its file, size, end offset and indexes.
@@ -229,6 +237,19 @@ impl Segment {
         remove_if_exists(&path.with_extension("index"))?;
         remove_if_exists(&path.with_extension("timeindex"))?;
         Ok(Segment::new(base_offset, path, file, 0, now, jitter))
+    }
+
+    /// Creates an empty segment whose file is `path` (any name, e.g. the cleaner's
+    /// `<base>.log.cleaned`); its index files are the caller's business.
+    pub(crate) fn create_at(path: PathBuf, base_offset: i64, now: i64) -> Result<Self> {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&path)
+            .at(&path)?;
+        Ok(Segment::new(base_offset, path, file, 0, now, 0))
     }
 
     /// Opens an existing segment file; indexes still have to be loaded or rebuilt.

@@ -1,8 +1,9 @@
 //! Fault injection for crash-consistency tests.
 //!
 //! [`FaultyIo`] implements [`LogIo`] and can tear a write after a byte budget (the first part
-//! of the data reaches the file, the rest never does), refuse every later write (the process
-//! "died"), and fail fsyncs. A test appends through a log opened with it, drops the log
+//! of the data reaches the file, the rest never does), crash at a given rename or file removal
+//! (the log cleaner's swap protocol), refuse every later operation (the process "died"), and
+//! fail fsyncs. A test appends through a log opened with it, drops the log
 //! without closing it (a kill -9 leaves the page cache intact), and reopens the directory
 //! with `clean_shutdown: false` to check recovery.
 
@@ -17,6 +18,9 @@ use std::sync::Arc;
 struct State {
     /// Bytes that may still be written before the crash; `None` = unlimited.
     budget: Option<u64>,
+    /// Renames and removals that may still happen before the crash; `None` = unlimited.
+    fs_op_budget: Option<u64>,
+    fs_ops: u64,
     crashed: bool,
     fail_syncs: bool,
     written: u64,
@@ -39,6 +43,17 @@ impl FaultyIo {
     /// only its first part is written, it fails, and every later write or sync fails too.
     pub fn crash_after_bytes(&self, bytes: u64) {
         self.state.lock().budget = Some(bytes);
+    }
+
+    /// After `ops` more renames or file removals, the next one does not happen, fails, and
+    /// every later write, sync, rename or removal fails too.
+    pub fn crash_after_fs_ops(&self, ops: u64) {
+        self.state.lock().fs_op_budget = Some(ops);
+    }
+
+    /// Renames and removals done so far through this injector.
+    pub fn fs_ops(&self) -> u64 {
+        self.state.lock().fs_ops
     }
 
     /// Makes every later fsync fail (or succeed again).
@@ -98,5 +113,32 @@ impl LogIo for FaultyIo {
         }
         s.syncs += 1;
         StdIo.sync(file, path)
+    }
+
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        self.fs_op(|| StdIo.rename(from, to))
+    }
+
+    fn remove_file(&self, path: &Path) -> io::Result<()> {
+        self.fs_op(|| StdIo.remove_file(path))
+    }
+}
+
+impl FaultyIo {
+    fn fs_op(&self, op: impl FnOnce() -> io::Result<()>) -> io::Result<()> {
+        let mut s = self.state.lock();
+        if s.crashed {
+            return Err(crash_error());
+        }
+        match s.fs_op_budget {
+            Some(0) => {
+                s.crashed = true;
+                return Err(crash_error());
+            }
+            Some(n) => s.fs_op_budget = Some(n - 1),
+            None => {}
+        }
+        s.fs_ops += 1;
+        op()
     }
 }
