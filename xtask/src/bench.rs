@@ -25,11 +25,17 @@ struct Broker {
 
 impl Broker {
     fn cpu_seconds(&self) -> f64 {
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap_or_default();
+        let stat =
+            std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap_or_default();
         // Fields after the command name (which is in parentheses and may contain spaces).
         let rest = stat.rsplit_once(") ").map(|(_, r)| r).unwrap_or("");
         let fields: Vec<&str> = rest.split_whitespace().collect();
-        let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok()).unwrap_or(0.0);
+        let ticks = |i: usize| {
+            fields
+                .get(i)
+                .and_then(|f| f.parse::<f64>().ok())
+                .unwrap_or(0.0)
+        };
         // utime and stime are fields 14 and 15 of /proc/PID/stat (11 and 12 after the name).
         (ticks(11) + ticks(12)) / clock_ticks()
     }
@@ -37,7 +43,9 @@ impl Broker {
 
 impl Drop for Broker {
     fn drop(&mut self) {
-        let _ = Command::new("kill").arg(self.child.id().to_string()).status();
+        let _ = Command::new("kill")
+            .arg(self.child.id().to_string())
+            .status();
         let _ = self.child.wait();
     }
 }
@@ -59,7 +67,11 @@ fn start_broker(fjord: &Path, data: &Path) -> Result<Broker, String> {
     let address = format!("127.0.0.1:{port}");
     let log = std::fs::File::create(data.with_extension("log")).map_err(|e| e.to_string())?;
     let child = Command::new(fjord)
-        .args(["broker", "--override", &format!("listeners=PLAINTEXT://{address}")])
+        .args([
+            "broker",
+            "--override",
+            &format!("listeners=PLAINTEXT://{address}"),
+        ])
         .args(["--override", &format!("log.dirs={}", data.display())])
         .env("FJORD_LOG", "warn")
         .stdout(Stdio::null())
@@ -104,25 +116,57 @@ fn rdkafka_performance(ws: &Workspace) -> Result<PathBuf, String> {
         .and_then(|ps| ps.iter().find(|p| p["name"] == "rdkafka-sys"))
         .and_then(|p| p["manifest_path"].as_str())
         .ok_or("rdkafka-sys not found in cargo metadata")?;
-    let source = Path::new(manifest).parent().ok_or("bad manifest path")?.join("librdkafka");
+    let source = Path::new(manifest)
+        .parent()
+        .ok_or("bad manifest path")?
+        .join("librdkafka");
     let build = base.join("librdkafka");
     let _ = std::fs::remove_dir_all(&build);
     util::run(Command::new("cp").arg("-r").arg(&source).arg(&build))?;
     util::run(
         Command::new("./configure")
-            .args(["--disable-ssl", "--disable-sasl", "--disable-gssapi", "--disable-curl", "--disable-zstd", "--disable-lz4-ext"])
+            .args([
+                "--disable-ssl",
+                "--disable-sasl",
+                "--disable-gssapi",
+                "--disable-curl",
+                "--disable-zstd",
+                "--disable-lz4-ext",
+            ])
             .current_dir(&build),
     )?;
-    util::run(Command::new("make").args(["-j2", "libs"]).current_dir(&build))?;
-    util::run(Command::new("make").args(["-C", "examples", "rdkafka_performance"]).current_dir(&build))?;
+    util::run(
+        Command::new("make")
+            .args(["-j2", "libs"])
+            .current_dir(&build),
+    )?;
+    util::run(
+        Command::new("make")
+            .args(["-C", "examples", "rdkafka_performance"])
+            .current_dir(&build),
+    )?;
     Ok(tool)
 }
 
 /// The last "... in Nms: X msgs/s and Y MB/s" line of rdkafka_performance.
 fn parse_rate(output: &str) -> Option<(f64, f64)> {
     let line = output.lines().rev().find(|l| l.contains("msgs/s and"))?;
-    let msgs = line.split("ms: ").nth(1)?.split(" msgs/s").next()?.trim().parse().ok()?;
-    let mb = line.split("msgs/s and ").nth(1)?.split(" MB/s").next()?.trim().parse().ok()?;
+    let msgs = line
+        .split("ms: ")
+        .nth(1)?
+        .split(" msgs/s")
+        .next()?
+        .trim()
+        .parse()
+        .ok()?;
+    let mb = line
+        .split("msgs/s and ")
+        .nth(1)?
+        .split(" MB/s")
+        .next()?
+        .trim()
+        .parse()
+        .ok()?;
     Some((msgs, mb))
 }
 
@@ -134,15 +178,25 @@ struct Row {
     cpu_per_million: Option<f64>,
 }
 
-fn perf(tool: &Path, broker: &Broker, name: &str, args: &[&str], count: u64, rows: &mut Vec<Row>) -> Result<(), String> {
+fn perf(
+    tool: &Path,
+    broker: &Broker,
+    name: &str,
+    args: &[&str],
+    count: u64,
+    rows: &mut Vec<Row>,
+) -> Result<(), String> {
     let mut cmd = Command::new(tool);
-    cmd.args(["-b", &broker.address]).args(args).args(["-c", &count.to_string()]);
+    cmd.args(["-b", &broker.address])
+        .args(args)
+        .args(["-c", &count.to_string()]);
     let shown = util::display(&cmd).replace(&broker.address, "$BROKER");
     println!("$ {shown}");
     let cpu_before = broker.cpu_seconds();
     let output = util::output(&mut cmd)?;
     let cpu = broker.cpu_seconds() - cpu_before;
-    let (records_per_s, mb_per_s) = parse_rate(&output).ok_or_else(|| format!("no rate in output of {name}:\n{output}"))?;
+    let (records_per_s, mb_per_s) =
+        parse_rate(&output).ok_or_else(|| format!("no rate in output of {name}:\n{output}"))?;
     println!("  {name}: {records_per_s:.0} records/s, {mb_per_s:.1} MB/s, broker CPU {cpu:.2} s");
     let producing = args.contains(&"-P");
     rows.push(Row {
@@ -162,12 +216,34 @@ struct Latency {
     percentiles: Vec<(f64, f64)>,
 }
 
-fn latency(tool: &Path, broker: &Broker, ws: &Workspace, name: &str, topic: &str, linger: &str) -> Result<Latency, String> {
-    let samples_file = ws.target_dir.join("bench").join(format!("latency-{topic}.txt"));
+fn latency(
+    tool: &Path,
+    broker: &Broker,
+    ws: &Workspace,
+    name: &str,
+    topic: &str,
+    linger: &str,
+) -> Result<Latency, String> {
+    let samples_file = ws
+        .target_dir
+        .join("bench")
+        .join(format!("latency-{topic}.txt"));
     let _ = std::fs::remove_file(&samples_file);
     let count = "10000";
     // Create the topic first so the consumer starts at its end.
-    util::output(Command::new(tool).args(["-P", "-t", topic, "-p", "0", "-s", "100", "-c", "1", "-b", &broker.address]))?;
+    util::output(Command::new(tool).args([
+        "-P",
+        "-t",
+        topic,
+        "-p",
+        "0",
+        "-s",
+        "100",
+        "-c",
+        "1",
+        "-b",
+        &broker.address,
+    ]))?;
     let mut consumer = Command::new(tool)
         .args(["-C", "-t", topic, "-p", "0", "-o", "end", "-l", "-A"])
         .arg(&samples_file)
@@ -179,7 +255,9 @@ fn latency(tool: &Path, broker: &Broker, ws: &Workspace, name: &str, topic: &str
     std::thread::sleep(Duration::from_secs(2));
     let mut producer = Command::new(tool);
     producer
-        .args(["-P", "-t", topic, "-p", "0", "-s", "100", "-l", "-r", "1000", "-c", count, "-X"])
+        .args([
+            "-P", "-t", topic, "-p", "0", "-s", "100", "-l", "-r", "1000", "-c", count, "-X",
+        ])
         .arg(format!("linger.ms={linger}"))
         .args(["-b", &broker.address]);
     let shown = util::display(&producer).replace(&broker.address, "$BROKER");
@@ -200,8 +278,19 @@ fn latency(tool: &Path, broker: &Broker, ws: &Workspace, name: &str, topic: &str
         return Err(format!("{name}: no latency samples"));
     }
     let at = |q: f64| micros[((micros.len() as f64 * q) as usize).min(micros.len() - 1)] / 1000.0;
-    let percentiles = vec![(50.0, at(0.50)), (95.0, at(0.95)), (99.0, at(0.99)), (99.9, at(0.999)), (100.0, at(1.0))];
-    println!("  {name}: {} samples, p50 {:.2} ms, p99 {:.2} ms", micros.len(), at(0.5), at(0.99));
+    let percentiles = vec![
+        (50.0, at(0.50)),
+        (95.0, at(0.95)),
+        (99.0, at(0.99)),
+        (99.9, at(0.999)),
+        (100.0, at(1.0)),
+    ];
+    println!(
+        "  {name}: {} samples, p50 {:.2} ms, p99 {:.2} ms",
+        micros.len(),
+        at(0.5),
+        at(0.99)
+    );
     Ok(Latency {
         name: name.to_string(),
         command: format!("consumer: rdkafka_performance -C -t {topic} -p 0 -o end -l -A samples.txt; producer: {shown}"),
@@ -211,7 +300,11 @@ fn latency(tool: &Path, broker: &Broker, ws: &Workspace, name: &str, topic: &str
 }
 
 pub(crate) fn run(ws: &Workspace) -> Result<(), String> {
-    util::run(Command::new(cargo()).args(["build", "--release", "-p", "fjord-cli"]).current_dir(&ws.root))?;
+    util::run(
+        Command::new(cargo())
+            .args(["build", "--release", "-p", "fjord-cli"])
+            .current_dir(&ws.root),
+    )?;
     let fjord = ws.target_dir.join("release/fjord");
     let tool = rdkafka_performance(ws)?;
     let data = ws.target_dir.join("bench").join("data");
@@ -221,37 +314,130 @@ pub(crate) fn run(ws: &Workspace) -> Result<(), String> {
     // rdkafka_performance sets linger.ms=1000 for itself; `-X linger.ms=5` restores the
     // librdkafka default so these are "client defaults" runs.
     let defaults = ["-X", "linger.ms=5"];
-    perf(&tool, &broker, "produce 100 B, acks=1, client defaults", &[&["-P", "-t", "p100", "-p", "0", "-s", "100", "-a", "1"][..], &defaults].concat(), 5_000_000, &mut rows)?;
-    perf(&tool, &broker, "produce 100 B, acks=1, linger.ms=1000 (rdkafka_performance's own default)", &["-P", "-t", "p100b", "-p", "0", "-s", "100", "-a", "1"], 5_000_000, &mut rows)?;
-    perf(&tool, &broker, "produce 100 B, acks=all, client defaults", &[&["-P", "-t", "p100all", "-p", "0", "-s", "100", "-a", "-1"][..], &defaults].concat(), 5_000_000, &mut rows)?;
-    perf(&tool, &broker, "produce 1 KB, acks=1, client defaults", &[&["-P", "-t", "p1k", "-p", "0", "-s", "1024", "-a", "1"][..], &defaults].concat(), 1_000_000, &mut rows)?;
-    perf(&tool, &broker, "consume 100 B, client defaults", &["-C", "-t", "p100", "-p", "0", "-o", "beginning"], 5_000_000, &mut rows)?;
-    perf(&tool, &broker, "consume 1 KB, client defaults", &["-C", "-t", "p1k", "-p", "0", "-o", "beginning"], 1_000_000, &mut rows)?;
-    let mut latencies = Vec::new();
-    latencies.push(latency(&tool, &broker, ws, "produce→consume at 1,000 records/s, client defaults (linger.ms=5)", "lat5", "5")?);
-    latencies.push(latency(&tool, &broker, ws, "produce→consume at 1,000 records/s, linger.ms=0", "lat0", "0")?);
+    perf(
+        &tool,
+        &broker,
+        "produce 100 B, acks=1, client defaults",
+        &[
+            &["-P", "-t", "p100", "-p", "0", "-s", "100", "-a", "1"][..],
+            &defaults,
+        ]
+        .concat(),
+        5_000_000,
+        &mut rows,
+    )?;
+    perf(
+        &tool,
+        &broker,
+        "produce 100 B, acks=1, linger.ms=1000 (rdkafka_performance's own default)",
+        &["-P", "-t", "p100b", "-p", "0", "-s", "100", "-a", "1"],
+        5_000_000,
+        &mut rows,
+    )?;
+    perf(
+        &tool,
+        &broker,
+        "produce 100 B, acks=all, client defaults",
+        &[
+            &["-P", "-t", "p100all", "-p", "0", "-s", "100", "-a", "-1"][..],
+            &defaults,
+        ]
+        .concat(),
+        5_000_000,
+        &mut rows,
+    )?;
+    perf(
+        &tool,
+        &broker,
+        "produce 1 KB, acks=1, client defaults",
+        &[
+            &["-P", "-t", "p1k", "-p", "0", "-s", "1024", "-a", "1"][..],
+            &defaults,
+        ]
+        .concat(),
+        1_000_000,
+        &mut rows,
+    )?;
+    perf(
+        &tool,
+        &broker,
+        "consume 100 B, client defaults",
+        &["-C", "-t", "p100", "-p", "0", "-o", "beginning"],
+        5_000_000,
+        &mut rows,
+    )?;
+    perf(
+        &tool,
+        &broker,
+        "consume 1 KB, client defaults",
+        &["-C", "-t", "p1k", "-p", "0", "-o", "beginning"],
+        1_000_000,
+        &mut rows,
+    )?;
+    let latencies = vec![
+        latency(
+            &tool,
+            &broker,
+            ws,
+            "produce→consume at 1,000 records/s, client defaults (linger.ms=5)",
+            "lat5",
+            "5",
+        )?,
+        latency(
+            &tool,
+            &broker,
+            ws,
+            "produce→consume at 1,000 records/s, linger.ms=0",
+            "lat0",
+            "0",
+        )?,
+    ];
     drop(broker);
     write_report(ws, &rows, &latencies)
 }
 
 fn write_report(ws: &Workspace, rows: &[Row], latencies: &[Latency]) -> Result<(), String> {
     let uname = util::output(Command::new("uname").args(["-srm"])).unwrap_or_default();
-    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
-    let date = util::output(Command::new("date").args(["-u", "+%Y-%m-%d %H:%M UTC"])).unwrap_or_default();
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(0);
+    let date =
+        util::output(Command::new("date").args(["-u", "+%Y-%m-%d %H:%M UTC"])).unwrap_or_default();
     let mut md = String::new();
     let _ = writeln!(md, "{BEGIN}");
-    let _ = writeln!(md, "Generated by `cargo xtask bench` on {} ({cores} cores, {}).", date.trim(), uname.trim());
-    let _ = writeln!(md, "Load generator: librdkafka {} `rdkafka_performance` (from the `rdkafka-sys` {RDKAFKA_SYS} crate), one partition, broker release build, data on disk (ext4).\n", "2.12.1");
-    let _ = writeln!(md, "| run | records/s | MB/s | broker CPU s per million records |");
+    let _ = writeln!(
+        md,
+        "Generated by `cargo xtask bench` on {} ({cores} cores, {}).",
+        date.trim(),
+        uname.trim()
+    );
+    let _ = writeln!(md, "Load generator: librdkafka 2.12.1 `rdkafka_performance` (from the `rdkafka-sys` {RDKAFKA_SYS} crate), one partition, broker release build, data on disk (ext4).\n");
+    let _ = writeln!(
+        md,
+        "| run | records/s | MB/s | broker CPU s per million records |"
+    );
     let _ = writeln!(md, "|---|---:|---:|---:|");
     for r in rows {
-        let cpu = r.cpu_per_million.map_or("–".to_string(), |c| format!("{c:.3}"));
-        let _ = writeln!(md, "| {} | {:.0} | {:.1} | {cpu} |", r.name, r.records_per_s, r.mb_per_s);
+        let cpu = r
+            .cpu_per_million
+            .map_or("–".to_string(), |c| format!("{c:.3}"));
+        let _ = writeln!(
+            md,
+            "| {} | {:.0} | {:.1} | {cpu} |",
+            r.name, r.records_per_s, r.mb_per_s
+        );
     }
-    let _ = writeln!(md, "\n| latency run | samples | p50 ms | p95 ms | p99 ms | p99.9 ms | max ms |");
+    let _ = writeln!(
+        md,
+        "\n| latency run | samples | p50 ms | p95 ms | p99 ms | p99.9 ms | max ms |"
+    );
     let _ = writeln!(md, "|---|---:|---:|---:|---:|---:|---:|");
     for l in latencies {
-        let p: Vec<String> = l.percentiles.iter().map(|(_, v)| format!("{v:.2}")).collect();
+        let p: Vec<String> = l
+            .percentiles
+            .iter()
+            .map(|(_, v)| format!("{v:.2}"))
+            .collect();
         let _ = writeln!(md, "| {} | {} | {} |", l.name, l.samples, p.join(" | "));
     }
     let _ = writeln!(md, "\nCommands (`$BROKER` is the broker's address):\n");
@@ -265,7 +451,12 @@ fn write_report(ws: &Workspace, rows: &[Row], latencies: &[Latency]) -> Result<(
     let path = ws.root.join("docs/benchmarks.md");
     let current = std::fs::read_to_string(&path).unwrap_or_default();
     let updated = match (current.find(BEGIN), current.find(END)) {
-        (Some(b), Some(e)) if e > b => format!("{}{}{}", &current[..b], md.trim_end(), &current[e + END.len()..]),
+        (Some(b), Some(e)) if e > b => format!(
+            "{}{}{}",
+            &current[..b],
+            md.trim_end(),
+            &current[e + END.len()..]
+        ),
         _ => format!("{current}\n## End-to-end (cargo xtask bench)\n\n{md}"),
     };
     std::fs::write(&path, updated).map_err(|e| e.to_string())?;

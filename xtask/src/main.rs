@@ -11,6 +11,7 @@
 //! and nothing is built twice. Extra arguments after `test`/`interop` go to `cargo nextest run`, e.g.
 //! `cargo xtask interop kcat` runs only the interop tests whose name contains `kcat`.
 
+mod bench;
 mod install;
 mod layers;
 mod util;
@@ -31,6 +32,8 @@ commands:
   interop [NEXTEST ARGS]  install + only the interop tests against real Kafka clients
   install                 install kcat, the Python venv (confluent-kafka, kafka-python) and KafkaJS
   layers                  check the crate dependency edges of DESIGN.md section 2
+  bench                   end-to-end load runs (rdkafka_performance vs a release broker); updates docs/benchmarks.md
+  fuzz [SECONDS]          run every cargo-fuzz target for SECONDS (default 60) each, installing cargo-fuzz if needed
 ";
 
 fn main() -> ExitCode {
@@ -42,6 +45,8 @@ fn main() -> ExitCode {
         Some("interop") => cmd_interop(&rest),
         Some("install") => no_args("install", &rest).and_then(|()| cmd_install()),
         Some("layers") => no_args("layers", &rest).and_then(|()| cmd_layers()),
+        Some("bench") => no_args("bench", &rest).and_then(|()| bench::run(&Workspace::load()?)),
+        Some("fuzz") => cmd_fuzz(&rest),
         Some("help" | "-h" | "--help") => {
             print!("{USAGE}");
             Ok(())
@@ -56,6 +61,33 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// The cargo-fuzz targets in `fuzz/` (a separate workspace: it is never part of the normal build).
+const FUZZ_TARGETS: &[&str] = &["request_decoder", "batch_validator"];
+
+fn cmd_fuzz(rest: &[String]) -> Result<(), String> {
+    let seconds: u64 = match rest {
+        [] => 60,
+        [s] => s
+            .parse()
+            .map_err(|_| format!("`fuzz` takes a number of seconds, got {s:?}"))?,
+        _ => return Err(format!("`fuzz` takes at most one argument, got {rest:?}")),
+    };
+    let ws = Workspace::load()?;
+    if util::output(Command::new(cargo()).args(["fuzz", "--version"])).is_err() {
+        util::run(Command::new(cargo()).args(["install", "cargo-fuzz", "--locked"]))?;
+    }
+    for target in FUZZ_TARGETS {
+        // Stable toolchain: no sanitizer, coverage-guided libFuzzer only.
+        util::run(
+            Command::new(cargo())
+                .args(["fuzz", "run", target, "--sanitizer", "none", "--"])
+                .arg(format!("-max_total_time={seconds}"))
+                .current_dir(ws.root.join("fuzz")),
+        )?;
+    }
+    Ok(())
 }
 
 fn no_args(command: &str, rest: &[String]) -> Result<(), String> {
@@ -86,10 +118,43 @@ fn cmd_interop(nextest_args: &[String]) -> Result<(), String> {
     ensure_nextest()?;
     let installed = install::install_all(&ws);
     installed.result()?;
-    let mut cmd = nextest_command(&ws, nextest_args);
-    cmd.args(["-E", INTEROP_FILTER]);
+    let mut cmd = nextest_command(&ws, &restrict_to_interop(nextest_args));
     cmd.envs(installed.env.iter().map(|(k, v)| (k, v)));
     util::run(&mut cmd)
+}
+
+/// nextest unions several `-E` filtersets, so a user's `-E` is intersected with
+/// [`INTEROP_FILTER`] here; without one, the interop filter is added. Positional name filters
+/// already intersect with filtersets.
+fn restrict_to_interop(args: &[String]) -> Vec<String> {
+    let restrict = |expr: &str| format!("({expr}) & ({INTEROP_FILTER})");
+    let mut out = Vec::with_capacity(args.len() + 2);
+    let mut found = false;
+    let mut iter = args.iter();
+    while let Some(arg) = iter.next() {
+        if arg == "-E" || arg == "--filterset" || arg == "--filter-expr" {
+            out.push(arg.clone());
+            if let Some(expr) = iter.next() {
+                out.push(restrict(expr));
+                found = true;
+            }
+        } else if let Some((flag, expr)) = ["-E", "--filterset=", "--filter-expr="]
+            .iter()
+            .find_map(|flag| arg.strip_prefix(flag).map(|expr| (flag, expr)))
+        {
+            let expr = expr.strip_prefix('=').unwrap_or(expr);
+            out.push(flag.trim_end_matches('=').to_owned());
+            out.push(restrict(expr));
+            found = true;
+        } else {
+            out.push(arg.clone());
+        }
+    }
+    if !found {
+        out.push("-E".to_owned());
+        out.push(INTEROP_FILTER.to_owned());
+    }
+    out
 }
 
 /// One step of `cargo xtask test`, remembered for the summary.
@@ -176,7 +241,8 @@ fn cmd_test(nextest_args: &[String]) -> Result<(), String> {
     }
 }
 
-/// `cargo nextest run --workspace --run-ignored all --no-fail-fast [extra args]`.
+/// `cargo nextest run --workspace --run-ignored all --no-fail-fast [extra args]`, with
+/// `xtask/nextest.toml` (interop scheduling and time limits) as a tool config file.
 fn nextest_command(ws: &Workspace, extra: &[String]) -> Command {
     let mut cmd = Command::new(cargo());
     cmd.current_dir(&ws.root).args([
@@ -187,6 +253,9 @@ fn nextest_command(ws: &Workspace, extra: &[String]) -> Command {
         "all",
         "--no-fail-fast",
     ]);
+    let tool_config = ws.root.join("xtask").join("nextest.toml");
+    cmd.arg("--tool-config-file")
+        .arg(format!("xtask:{}", tool_config.display()));
     cmd.args(extra);
     cmd
 }
@@ -204,4 +273,34 @@ fn ensure_nextest() -> Result<(), String> {
     }
     println!("cargo-nextest: missing, installing it from crates.io");
     util::run(Command::new(cargo()).args(["install", "cargo-nextest", "--locked"]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn strings(args: &[&str]) -> Vec<String> {
+        args.iter().map(|s| (*s).to_owned()).collect()
+    }
+
+    #[test]
+    fn interop_filter_is_added_or_intersected() {
+        assert_eq!(
+            restrict_to_interop(&strings(&["kcat"])),
+            strings(&["kcat", "-E", INTEROP_FILTER])
+        );
+        let want = format!("(test(kcat)) & ({INTEROP_FILTER})");
+        for args in [
+            &["-E", "test(kcat)"][..],
+            &["-Etest(kcat)"][..],
+            &["-E=test(kcat)"][..],
+            &["--filterset", "test(kcat)"][..],
+        ] {
+            let out = restrict_to_interop(&strings(args));
+            assert_eq!(out.len(), 2, "{args:?} -> {out:?}");
+            assert_eq!(out[1], want, "{args:?}");
+        }
+        let out = restrict_to_interop(&strings(&["--filterset=test(kcat)", "--no-capture"]));
+        assert_eq!(out, strings(&["--filterset", &want, "--no-capture"]));
+    }
 }

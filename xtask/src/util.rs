@@ -106,15 +106,38 @@ impl Workspace {
 
     /// Whether any workspace package has a `[[bench]]` target.
     pub(crate) fn has_bench_targets(&self) -> bool {
-        self.metadata["packages"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .flat_map(|p| p["targets"].as_array().into_iter().flatten())
-            .any(|t| {
-                t["kind"]
-                    .as_array()
-                    .is_some_and(|kinds| kinds.iter().any(|k| k == "bench"))
-            })
+        has_bench_targets(&self.metadata)
+    }
+}
+
+fn has_bench_targets(metadata: &Value) -> bool {
+    metadata["packages"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|p| p["targets"].as_array().into_iter().flatten())
+        .any(|t| {
+            t["kind"]
+                .as_array()
+                .is_some_and(|kinds| kinds.iter().any(|k| k == "bench"))
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_bench_targets() {
+        let with: Value = serde_json::from_str(
+            r#"{"packages": [{"targets": [{"kind": ["lib"]}]}, {"targets": [{"kind": ["bench"]}]}]}"#,
+        )
+        .expect("valid JSON");
+        let without: Value = serde_json::from_str(
+            r#"{"packages": [{"targets": [{"kind": ["lib"]}, {"kind": ["test"]}]}]}"#,
+        )
+        .expect("valid JSON");
+        assert!(has_bench_targets(&with));
+        assert!(!has_bench_targets(&without));
     }
 }

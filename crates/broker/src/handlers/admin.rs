@@ -306,7 +306,11 @@ pub(crate) fn describe_cluster(ctx: &RequestContext<'_>) -> HandlerResult {
     }
     response.cluster_id = sb(broker.cluster_id.clone());
     response.controller_id = BrokerId(broker.config.node_id);
-    response.cluster_authorized_operations = i32::MIN;
+    response.cluster_authorized_operations = if request.include_cluster_authorized_operations {
+        super::CLUSTER_OPERATIONS
+    } else {
+        super::OPERATIONS_NOT_REQUESTED
+    };
     let (host, port) = broker.advertised_endpoint();
     let mut b = DescribeClusterBroker::default();
     b.broker_id = BrokerId(broker.config.node_id);

@@ -523,7 +523,12 @@ async fn describe_groups(ctx: &RequestContext<'_>) -> HandlerResult {
         };
         wg.protocol_type = sb(g.protocol_type);
         wg.protocol_data = sb(g.protocol);
-        wg.authorized_operations = i32::MIN;
+        wg.authorized_operations =
+            if version >= 3 && r.include_authorized_operations && g.error == ErrorCode::None {
+                super::GROUP_OPERATIONS
+            } else {
+                super::OPERATIONS_NOT_REQUESTED
+            };
         for m in g.members {
             let mut wm = describe_groups_response::DescribedGroupMember::default();
             wm.member_id = sb(m.member_id);

@@ -100,15 +100,18 @@ pub(crate) async fn handle(ctx: &RequestContext<'_>) -> HandlerResult {
     if version >= 1 {
         response.controller_id = BrokerId(broker.config.node_id);
     }
-    response.cluster_authorized_operations = i32::MIN;
+    response.cluster_authorized_operations =
+        if (8..=10).contains(&version) && request.include_cluster_authorized_operations {
+            super::CLUSTER_OPERATIONS
+        } else {
+            super::OPERATIONS_NOT_REQUESTED
+        };
     for name in names {
-        response.topics.push(describe_topic(
-            &image,
-            name,
-            &create_errors,
-            allow_auto_create,
-            version,
-        ));
+        let mut topic = describe_topic(&image, name, &create_errors, allow_auto_create, version);
+        if version >= 8 && request.include_topic_authorized_operations && topic.error_code == 0 {
+            topic.topic_authorized_operations = super::TOPIC_OPERATIONS;
+        }
+        response.topics.push(topic);
     }
     ctx.respond(&response)
 }
@@ -121,7 +124,7 @@ fn describe_topic(
     version: i16,
 ) -> MetadataResponseTopic {
     let mut t = MetadataResponseTopic::default();
-    t.topic_authorized_operations = i32::MIN;
+    t.topic_authorized_operations = super::OPERATIONS_NOT_REQUESTED;
     let topic = match &name {
         Ok(n) => {
             t.name = Some(TopicName(sb(n.clone())));

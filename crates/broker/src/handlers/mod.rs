@@ -147,6 +147,17 @@ impl RequestContext<'_> {
 
 pub(crate) type HandlerResult = Result<Option<ResponseChunks>, FrameError>;
 
+/// Authorized-operation bit sets returned when a client asks for them. Without an authorizer
+/// Kafka grants every operation a resource type supports (`AclOperation` bit positions):
+/// topics READ, WRITE, CREATE, DELETE, ALTER, DESCRIBE, DESCRIBE_CONFIGS, ALTER_CONFIGS.
+pub(crate) const TOPIC_OPERATIONS: i32 = 3576;
+/// Cluster: CREATE, ALTER, DESCRIBE, CLUSTER_ACTION, DESCRIBE_CONFIGS, ALTER_CONFIGS, IDEMPOTENT_WRITE.
+pub(crate) const CLUSTER_OPERATIONS: i32 = 8096;
+/// Groups: READ, DELETE, DESCRIBE.
+pub(crate) const GROUP_OPERATIONS: i32 = 328;
+/// The value meaning "not requested".
+pub(crate) const OPERATIONS_NOT_REQUESTED: i32 = i32::MIN;
+
 /// `StrBytes` from an owned string.
 pub(crate) fn sb(s: impl Into<String>) -> StrBytes {
     StrBytes::from_string(s.into())
