@@ -56,6 +56,36 @@ def run_member(args):
     def parts(partitions):
         return ",".join(str(p.partition) for p in partitions) or "-"
 
+    # Next offset to commit per partition (everything below it was processed) and what the
+    # broker has acknowledged. A commit can fail during a rebalance (REBALANCE_IN_PROGRESS or
+    # ILLEGAL_GENERATION, exactly as with Kafka); what it covered is committed again when the
+    # partition is revoked, as Kafka's documentation recommends (commitSync in onPartitionsRevoked).
+    processed_upto = {}
+    committed_upto = {}
+
+    def commit(consumer, partitions):
+        pending = [TopicPartition(args.topic, p, processed_upto[p]) for p in partitions
+                   if processed_upto.get(p, -1) > committed_upto.get(p, -1)]
+        if not pending:
+            return
+        try:
+            result = consumer.commit(offsets=pending, asynchronous=False)
+            for tp in result:
+                if tp.error:
+                    write(f"E commit {tp.partition} {tp.error}")
+                else:
+                    committed_upto[tp.partition] = max(committed_upto.get(tp.partition, -1), tp.offset)
+                    write(f"C {tp.partition} {tp.offset}")
+        except KafkaException as e:
+            write(f"E commit {e}")
+
+    def on_revoke(c, ps):
+        write(f"R {time.time():.3f} {parts(ps)}")
+        commit(c, [p.partition for p in ps])
+        for p in ps:
+            processed_upto.pop(p.partition, None)
+            committed_upto.pop(p.partition, None)
+
     consumer = Consumer({
         "bootstrap.servers": args.bootstrap,
         "group.id": args.group,
@@ -70,7 +100,7 @@ def run_member(args):
     consumer.subscribe(
         [args.topic],
         on_assign=lambda c, ps: write(f"A {time.time():.3f} {parts(ps)}"),
-        on_revoke=lambda c, ps: write(f"R {time.time():.3f} {parts(ps)}"),
+        on_revoke=on_revoke,
         on_lost=lambda c, ps: write(f"L {time.time():.3f} {parts(ps)}"),
     )
     parent = os.getppid()
@@ -95,16 +125,8 @@ def run_member(args):
         if not processed:
             continue
         # "Processing" is writing the M lines; then commit exactly what was processed.
-        try:
-            result = consumer.commit(offsets=[TopicPartition(args.topic, p, o) for p, o in processed.items()],
-                                     asynchronous=False)
-            for tp in result:
-                if tp.error:
-                    write(f"E commit {tp.partition} {tp.error}")
-                else:
-                    write(f"C {tp.partition} {tp.offset}")
-        except KafkaException as e:
-            write(f"E commit {e}")
+        processed_upto.update(processed)
+        commit(consumer, list(processed))
         if args.delay:
             time.sleep(args.delay)
     consumer.close()
