@@ -148,20 +148,19 @@ fn rdkafka_performance(ws: &Workspace) -> Result<PathBuf, String> {
     Ok(tool)
 }
 
-/// The last "... in Nms: X msgs/s and Y MB/s" line of rdkafka_performance.
+/// The last summary line of rdkafka_performance: "... in Nms: X msgs/s and Y MB/s ..." when
+/// producing, "... in Nms: X msgs/s (Y MB/s)" when consuming.
 fn parse_rate(output: &str) -> Option<(f64, f64)> {
-    let line = output.lines().rev().find(|l| l.contains("msgs/s and"))?;
-    let msgs = line
-        .split("ms: ")
-        .nth(1)?
-        .split(" msgs/s")
-        .next()?
-        .trim()
-        .parse()
-        .ok()?;
-    let mb = line
-        .split("msgs/s and ")
-        .nth(1)?
+    let line = output
+        .lines()
+        .rev()
+        .find(|l| l.contains(" msgs/s") && l.contains("ms: "))?;
+    let after = line.split("ms: ").nth(1)?;
+    let msgs = after.split(" msgs/s").next()?.trim().parse().ok()?;
+    let rest = after.split(" msgs/s").nth(1)?;
+    let mb = rest
+        .trim_start_matches(" and ")
+        .trim_start_matches(" (")
         .split(" MB/s")
         .next()?
         .trim()
@@ -190,7 +189,9 @@ fn perf(
     cmd.args(["-b", &broker.address])
         .args(args)
         .args(["-c", &count.to_string()]);
-    let shown = util::display(&cmd).replace(&broker.address, "$BROKER");
+    let shown = util::display(&cmd)
+        .replace(&broker.address, "$BROKER")
+        .replace(&tool.display().to_string(), "rdkafka_performance");
     println!("$ {shown}");
     let cpu_before = broker.cpu_seconds();
     let output = util::output(&mut cmd)?;
@@ -260,7 +261,9 @@ fn latency(
         ])
         .arg(format!("linger.ms={linger}"))
         .args(["-b", &broker.address]);
-    let shown = util::display(&producer).replace(&broker.address, "$BROKER");
+    let shown = util::display(&producer)
+        .replace(&broker.address, "$BROKER")
+        .replace(&tool.display().to_string(), "rdkafka_performance");
     println!("$ {shown}");
     util::output(&mut producer)?;
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -462,4 +465,15 @@ fn write_report(ws: &Workspace, rows: &[Row], latencies: &[Latency]) -> Result<(
     std::fs::write(&path, updated).map_err(|e| e.to_string())?;
     println!("wrote {}", path.display());
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn parses_producer_and_consumer_summaries() {
+        let p = "% 5000000 messages produced (500000000 bytes), 5000000 delivered (offset 9999999, 0 failed) in 3657ms: 1366920 msgs/s and 136.69 MB/s, 93 produce failures, 0 in queue, no compression";
+        assert_eq!(super::parse_rate(p), Some((1366920.0, 136.69)));
+        let c = "% 5000000 messages (500000000 bytes) consumed in 1715ms: 2914019 msgs/s (291.40 MB/s)\n% Average application fetch latency: 0us";
+        assert_eq!(super::parse_rate(c), Some((2914019.0, 291.40)));
+    }
 }
