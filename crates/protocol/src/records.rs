@@ -96,7 +96,9 @@ pub fn decode_batch(batch: &[u8]) -> Result<DecodedBatch, RecordsError> {
         owned = compression.decompress(body)?;
         &owned
     };
-    let mut records = Vec::with_capacity(header.record_count.max(0) as usize);
+    // The count comes from the wire: every record takes at least one byte, so the bytes at
+    // hand bound the pre-allocation (found by the batch_validator fuzz target).
+    let mut records = Vec::with_capacity((header.record_count.max(0) as usize).min(buf.len()));
     for _ in 0..header.record_count {
         let len = get_varint(&mut buf).ok_or(RecordsError::Malformed("record length"))?;
         let len = usize::try_from(len).map_err(|_| RecordsError::Malformed("negative length"))?;
@@ -407,6 +409,19 @@ mod tests {
                 prop_assert_eq!(&got.headers, &want.headers);
             }
         }
+    }
+
+    #[test]
+    fn a_huge_record_count_is_an_error_not_an_allocation() {
+        let mut b = BatchBuilder::new(Compression::None, 5);
+        b.push(Record::new(Some(b"k".to_vec()), Some(b"v".to_vec())));
+        let mut bytes = b.build().unwrap().to_vec();
+        // Claim 2^31-1 records spanning as many offsets, with a valid CRC.
+        bytes[23..27].copy_from_slice(&(i32::MAX - 1).to_be_bytes());
+        bytes[57..61].copy_from_slice(&i32::MAX.to_be_bytes());
+        let crc = crate::batch::compute_crc(&bytes);
+        bytes[17..21].copy_from_slice(&crc.to_be_bytes());
+        assert!(matches!(decode_batch(&bytes), Err(RecordsError::Malformed(_))));
     }
 
     #[test]

@@ -94,7 +94,7 @@ pub fn parse_offsets(path: &Path, text: &str) -> Result<HashMap<TopicPartition, 
         .next()
         .and_then(|l| l.trim().parse().ok())
         .ok_or_else(|| bad("missing entry count".into()))?;
-    let mut out = HashMap::with_capacity(count);
+    let mut out = HashMap::with_capacity(count.min(1 << 16));
     for _ in 0..count {
         let line = lines
             .next()

@@ -283,7 +283,7 @@ impl ProducerStateManager {
         }
         let end_offset = r.i64()?;
         let count = r.u32()?;
-        let mut producers = HashMap::with_capacity(count as usize);
+        let mut producers = HashMap::with_capacity((count as usize).min(1 << 16));
         for _ in 0..count {
             let producer_id = r.i64()?;
             let epoch = r.u16()? as i16;
