@@ -149,12 +149,13 @@ impl BatchHeader {
 
     /// Offset of the last record.
     pub fn last_offset(&self) -> i64 {
-        self.base_offset + self.last_offset_delta as i64
+        // Wire values: never overflow-panic on a hostile base offset.
+        self.base_offset.saturating_add(self.last_offset_delta as i64)
     }
 
     /// Offset the next batch starts at.
     pub fn next_offset(&self) -> i64 {
-        self.last_offset() + 1
+        self.last_offset().saturating_add(1)
     }
 
     /// The compression codec of the records section.

@@ -132,7 +132,7 @@ pub fn decode_batch(batch: &[u8]) -> Result<DecodedBatch, RecordsError> {
             header.base_timestamp.wrapping_add(ts_delta)
         };
         records.push(Record {
-            offset: header.base_offset + offset_delta as i64,
+            offset: header.base_offset.wrapping_add(offset_delta as i64),
             timestamp,
             key: key.map(Bytes::from),
             value: value.map(Bytes::from),
