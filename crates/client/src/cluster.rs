@@ -186,11 +186,7 @@ pub(crate) struct Cluster {
     metadata: RwLock<Arc<Metadata>>,
     refresh_lock: tokio::sync::Mutex<()>,
     interest: Mutex<BTreeSet<String>>,
-    /// Ask for every topic (consumers with pattern subscriptions, admin listings).
-    want_all_topics: AtomicBool,
     version: AtomicU64,
-    /// Metadata refreshes wait for this to change (set when a refresh lands).
-    updated: tokio::sync::Notify,
     closed: AtomicBool,
 }
 
@@ -211,9 +207,7 @@ impl Cluster {
             metadata: RwLock::new(Arc::new(Metadata::empty())),
             refresh_lock: tokio::sync::Mutex::new(()),
             interest: Mutex::new(BTreeSet::new()),
-            want_all_topics: AtomicBool::new(false),
             version: AtomicU64::new(0),
-            updated: tokio::sync::Notify::new(),
             closed: AtomicBool::new(false),
         })
     }
@@ -256,11 +250,6 @@ impl Cluster {
         *self.interest.lock() = topics.into_iter().collect();
     }
 
-    /// Whether refreshes should ask for every topic.
-    pub(crate) fn set_want_all_topics(&self, yes: bool) {
-        self.want_all_topics.store(yes, Ordering::Release);
-    }
-
     /// Records a group coordinator's address (from FindCoordinator).
     pub(crate) fn set_coordinator_addr(&self, node_id: i32, addr: String) {
         self.coordinator_addrs.lock().insert(node_id, addr);
@@ -268,18 +257,19 @@ impl Cluster {
 
     fn addr_of(&self, key: ConnKey) -> Result<String> {
         match key {
-            ConnKey::Bootstrap(i) => self
-                .settings
-                .bootstrap
-                .get(i)
-                .cloned()
-                .ok_or_else(|| ClientError::InvalidArgument(format!("no bootstrap server #{i}"))),
+            ConnKey::Bootstrap(i) => {
+                self.settings.bootstrap.get(i).cloned().ok_or_else(|| {
+                    ClientError::InvalidArgument(format!("no bootstrap server #{i}"))
+                })
+            }
             ConnKey::Node(id) => self
                 .metadata()
                 .brokers
                 .get(&id)
                 .map(BrokerInfo::addr)
-                .ok_or_else(|| ClientError::network(format!("node {id}"), "broker not in metadata")),
+                .ok_or_else(|| {
+                    ClientError::network(format!("node {id}"), "broker not in metadata")
+                }),
             ConnKey::Coordinator(id) => {
                 if let Some(addr) = self.coordinator_addrs.lock().get(&id) {
                     return Ok(addr.clone());
@@ -287,6 +277,11 @@ impl Cluster {
                 self.addr_of(ConnKey::Node(id))
             }
         }
+    }
+
+    /// The open connection for `key`, if there is one (never connects).
+    pub(crate) fn live_connection(&self, key: ConnKey) -> Option<Connection> {
+        self.live(key)
     }
 
     fn live(&self, key: ConnKey) -> Option<Connection> {
@@ -426,7 +421,11 @@ impl Cluster {
         Self::send_on(&conn, build, self.settings.request_timeout).await
     }
 
-    pub(crate) async fn send_on<R, F>(conn: &Connection, build: F, timeout: Duration) -> Result<R::Response>
+    pub(crate) async fn send_on<R, F>(
+        conn: &Connection,
+        build: F,
+        timeout: Duration,
+    ) -> Result<R::Response>
     where
         R: Request,
         F: FnOnce(i16) -> Result<R>,
@@ -457,7 +456,9 @@ impl Cluster {
         });
         // Metadata v0..3 cannot say "no auto-creation" (the field does not exist).
         req.allow_auto_topic_creation = allow_auto_create || version < 4;
-        let response = conn.request_at(&req, version, self.settings.request_timeout).await?;
+        let response = conn
+            .request_at(&req, version, self.settings.request_timeout)
+            .await?;
         if response.error_code != 0 {
             return Err(ClientError::kafka(response.error_code, None, "Metadata"));
         }
@@ -474,14 +475,10 @@ impl Cluster {
         if current.fetched_at.is_some_and(|t| t >= requested) {
             return Ok(current);
         }
-        let all = self.want_all_topics.load(Ordering::Acquire);
         let topics: Vec<String> = self.interest.lock().iter().cloned().collect();
-        let mut fresh = if all {
-            self.fetch_metadata(None, false).await?
-        } else {
-            self.fetch_metadata(Some(&topics), self.settings.allow_auto_topic_creation)
-                .await?
-        };
+        let mut fresh = self
+            .fetch_metadata(Some(&topics), self.settings.allow_auto_topic_creation)
+            .await?;
         if fresh.brokers.is_empty() {
             // Never forget how to reach the cluster.
             fresh.brokers = current.brokers.clone();
@@ -489,17 +486,7 @@ impl Cluster {
         let fresh = Arc::new(fresh);
         *self.metadata.write() = fresh.clone();
         self.drop_stale_connections(&fresh);
-        self.updated.notify_waiters();
         Ok(fresh)
-    }
-
-    /// Refreshes when the cache is older than `metadata.max.age.ms`.
-    pub(crate) async fn refresh_if_stale(&self) -> Result<Arc<Metadata>> {
-        let current = self.metadata();
-        match current.fetched_at {
-            Some(t) if t.elapsed() < self.settings.metadata_max_age => Ok(current),
-            _ => self.refresh().await,
-        }
     }
 
     /// Closes connections to brokers that left or moved.
@@ -561,7 +548,12 @@ impl Cluster {
 
     /// Runs `op` until it succeeds, fails with a non-retriable error, or `deadline` passes;
     /// between attempts it backs off and refreshes metadata when the error calls for it.
-    pub(crate) async fn retry<T, F, Fut>(&self, deadline: Instant, what: &str, mut op: F) -> Result<T>
+    pub(crate) async fn retry<T, F, Fut>(
+        &self,
+        deadline: Instant,
+        what: &str,
+        mut op: F,
+    ) -> Result<T>
     where
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = Result<T>>,
@@ -571,7 +563,11 @@ impl Cluster {
             let remaining = deadline.saturating_duration_since(Instant::now());
             let result = match tokio::time::timeout(remaining, op()).await {
                 Ok(r) => r,
-                Err(_) => return Err(ClientError::Timeout(format!("{what} did not complete in time"))),
+                Err(_) => {
+                    return Err(ClientError::Timeout(format!(
+                        "{what} did not complete in time"
+                    )))
+                }
             };
             match result {
                 Ok(v) => return Ok(v),

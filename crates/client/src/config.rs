@@ -79,10 +79,28 @@ const KEYS: &[KeyDef] = &[
     def("reconnect.backoff.max.ms", Kind::Long(0), "1000", ALL),
     def("retry.backoff.ms", Kind::Long(0), "100", ALL),
     def("retry.backoff.max.ms", Kind::Long(0), "1000", ALL),
-    def("socket.connection.setup.timeout.ms", Kind::Long(1), "10000", ALL),
+    def(
+        "socket.connection.setup.timeout.ms",
+        Kind::Long(1),
+        "10000",
+        ALL,
+    ),
     def("connections.max.idle.ms", Kind::Long(-1), "540000", ALL),
-    def("security.protocol", Kind::Enum(&["PLAINTEXT"]), "PLAINTEXT", ALL),
-    def("client.dns.lookup", Kind::Enum(&["use_all_dns_ips", "resolve_canonical_bootstrap_servers_only"]), "use_all_dns_ips", ALL),
+    def(
+        "security.protocol",
+        Kind::Enum(&["PLAINTEXT"]),
+        "PLAINTEXT",
+        ALL,
+    ),
+    def(
+        "client.dns.lookup",
+        Kind::Enum(&[
+            "use_all_dns_ips",
+            "resolve_canonical_bootstrap_servers_only",
+        ]),
+        "use_all_dns_ips",
+        ALL,
+    ),
     def("default.api.timeout.ms", Kind::Int(0), "60000", C | A),
     // Producer.
     def("acks", Kind::Enum(&["all", "-1", "0", "1"]), "all", P),
@@ -94,17 +112,36 @@ const KEYS: &[KeyDef] = &[
     def("retries", Kind::Int(0), "2147483647", P),
     def("delivery.timeout.ms", Kind::Int(0), "120000", P),
     def("enable.idempotence", Kind::Bool, "true", P),
-    def("max.in.flight.requests.per.connection", Kind::Int(1), "5", P),
+    def(
+        "max.in.flight.requests.per.connection",
+        Kind::Int(1),
+        "5",
+        P,
+    ),
     def("max.request.size", Kind::Int(1), "1048576", P),
     def("partitioner.ignore.keys", Kind::Bool, "false", P),
-    def("partitioner.class", Kind::Enum(&["", "murmur2", "org.apache.kafka.clients.producer.internals.DefaultPartitioner"]), "", P),
+    def(
+        "partitioner.class",
+        Kind::Enum(&[
+            "",
+            "murmur2",
+            "org.apache.kafka.clients.producer.internals.DefaultPartitioner",
+        ]),
+        "",
+        P,
+    ),
     // Consumer.
     def("group.id", Kind::Str, "", C),
     def("group.instance.id", Kind::Str, "", C),
     def("session.timeout.ms", Kind::Int(1), "45000", C),
     def("heartbeat.interval.ms", Kind::Int(1), "3000", C),
     def("max.poll.interval.ms", Kind::Int(1), "300000", C),
-    def("auto.offset.reset", Kind::Enum(&["latest", "earliest", "none"]), "latest", C),
+    def(
+        "auto.offset.reset",
+        Kind::Enum(&["latest", "earliest", "none"]),
+        "latest",
+        C,
+    ),
     def("enable.auto.commit", Kind::Bool, "true", C),
     def("auto.commit.interval.ms", Kind::Int(0), "5000", C),
     def("fetch.min.bytes", Kind::Int(0), "1", C),
@@ -112,8 +149,18 @@ const KEYS: &[KeyDef] = &[
     def("fetch.max.wait.ms", Kind::Int(0), "500", C),
     def("max.partition.fetch.bytes", Kind::Int(0), "1048576", C),
     def("max.poll.records", Kind::Int(1), "500", C),
-    def("isolation.level", Kind::Enum(&["read_uncommitted", "read_committed"]), "read_uncommitted", C),
-    def("partition.assignment.strategy", Kind::List, "range,cooperative-sticky", C),
+    def(
+        "isolation.level",
+        Kind::Enum(&["read_uncommitted", "read_committed"]),
+        "read_uncommitted",
+        C,
+    ),
+    def(
+        "partition.assignment.strategy",
+        Kind::List,
+        "range,cooperative-sticky",
+        C,
+    ),
     def("allow.auto.create.topics", Kind::Bool, "true", C),
     def("check.crcs", Kind::Bool, "true", C),
     def("client.rack", Kind::Str, "", C),
@@ -300,7 +347,10 @@ impl ClientConfig {
             ));
         }
         for b in &bootstrap {
-            if b.rsplit_once(':').and_then(|(_, p)| p.parse::<u16>().ok()).is_none() {
+            if b.rsplit_once(':')
+                .and_then(|(_, p)| p.parse::<u16>().ok())
+                .is_none()
+            {
                 return Err(ClientError::invalid_config(
                     "bootstrap.servers",
                     b,
@@ -496,7 +546,8 @@ macro_rules! common_setters {
 
         /// `request.timeout.ms`.
         pub fn request_timeout_ms(mut self, ms: u32) -> Self {
-            self.config.put("request.timeout.ms", ms.min(i32::MAX as u32).to_string());
+            self.config
+                .put("request.timeout.ms", ms.min(i32::MAX as u32).to_string());
             self
         }
 
@@ -581,7 +632,8 @@ impl ProducerConfig {
 
     /// `compression.type`.
     pub fn compression(mut self, compression: Compression) -> Self {
-        self.config.put("compression.type", compression.name().to_string());
+        self.config
+            .put("compression.type", compression.name().to_string());
         self
     }
 
@@ -593,7 +645,8 @@ impl ProducerConfig {
 
     /// `batch.size`.
     pub fn batch_size(mut self, bytes: u32) -> Self {
-        self.config.put("batch.size", bytes.min(i32::MAX as u32).to_string());
+        self.config
+            .put("batch.size", bytes.min(i32::MAX as u32).to_string());
         self
     }
 
@@ -611,13 +664,15 @@ impl ProducerConfig {
 
     /// `delivery.timeout.ms`.
     pub fn delivery_timeout_ms(mut self, ms: u32) -> Self {
-        self.config.put("delivery.timeout.ms", ms.min(i32::MAX as u32).to_string());
+        self.config
+            .put("delivery.timeout.ms", ms.min(i32::MAX as u32).to_string());
         self
     }
 
     /// `retries`.
     pub fn retries(mut self, retries: u32) -> Self {
-        self.config.put("retries", retries.min(i32::MAX as u32).to_string());
+        self.config
+            .put("retries", retries.min(i32::MAX as u32).to_string());
         self
     }
 
@@ -638,7 +693,10 @@ impl ProducerConfig {
 
     /// `max.request.size`.
     pub fn max_request_size(mut self, bytes: u32) -> Self {
-        self.config.put("max.request.size", bytes.clamp(1, i32::MAX as u32).to_string());
+        self.config.put(
+            "max.request.size",
+            bytes.clamp(1, i32::MAX as u32).to_string(),
+        );
         self
     }
 
@@ -787,7 +845,8 @@ impl ConsumerConfig {
 
     /// `auto.offset.reset`.
     pub fn auto_offset_reset(mut self, reset: OffsetReset) -> Self {
-        self.config.put("auto.offset.reset", reset.name().to_string());
+        self.config
+            .put("auto.offset.reset", reset.name().to_string());
         self
     }
 
@@ -799,55 +858,74 @@ impl ConsumerConfig {
 
     /// `auto.commit.interval.ms`.
     pub fn auto_commit_interval_ms(mut self, ms: u32) -> Self {
-        self.config.put("auto.commit.interval.ms", ms.min(i32::MAX as u32).to_string());
+        self.config.put(
+            "auto.commit.interval.ms",
+            ms.min(i32::MAX as u32).to_string(),
+        );
         self
     }
 
     /// `session.timeout.ms`.
     pub fn session_timeout_ms(mut self, ms: u32) -> Self {
-        self.config.put("session.timeout.ms", ms.clamp(1, i32::MAX as u32).to_string());
+        self.config.put(
+            "session.timeout.ms",
+            ms.clamp(1, i32::MAX as u32).to_string(),
+        );
         self
     }
 
     /// `heartbeat.interval.ms`.
     pub fn heartbeat_interval_ms(mut self, ms: u32) -> Self {
-        self.config.put("heartbeat.interval.ms", ms.clamp(1, i32::MAX as u32).to_string());
+        self.config.put(
+            "heartbeat.interval.ms",
+            ms.clamp(1, i32::MAX as u32).to_string(),
+        );
         self
     }
 
     /// `max.poll.interval.ms` (also the rebalance timeout sent in JoinGroup).
     pub fn max_poll_interval_ms(mut self, ms: u32) -> Self {
-        self.config.put("max.poll.interval.ms", ms.clamp(1, i32::MAX as u32).to_string());
+        self.config.put(
+            "max.poll.interval.ms",
+            ms.clamp(1, i32::MAX as u32).to_string(),
+        );
         self
     }
 
     /// `fetch.min.bytes`.
     pub fn fetch_min_bytes(mut self, bytes: u32) -> Self {
-        self.config.put("fetch.min.bytes", bytes.min(i32::MAX as u32).to_string());
+        self.config
+            .put("fetch.min.bytes", bytes.min(i32::MAX as u32).to_string());
         self
     }
 
     /// `fetch.max.wait.ms`.
     pub fn fetch_max_wait_ms(mut self, ms: u32) -> Self {
-        self.config.put("fetch.max.wait.ms", ms.min(i32::MAX as u32).to_string());
+        self.config
+            .put("fetch.max.wait.ms", ms.min(i32::MAX as u32).to_string());
         self
     }
 
     /// `fetch.max.bytes`.
     pub fn fetch_max_bytes(mut self, bytes: u32) -> Self {
-        self.config.put("fetch.max.bytes", bytes.min(i32::MAX as u32).to_string());
+        self.config
+            .put("fetch.max.bytes", bytes.min(i32::MAX as u32).to_string());
         self
     }
 
     /// `max.partition.fetch.bytes`.
     pub fn max_partition_fetch_bytes(mut self, bytes: u32) -> Self {
-        self.config.put("max.partition.fetch.bytes", bytes.min(i32::MAX as u32).to_string());
+        self.config.put(
+            "max.partition.fetch.bytes",
+            bytes.min(i32::MAX as u32).to_string(),
+        );
         self
     }
 
     /// `max.poll.records`.
     pub fn max_poll_records(mut self, n: u32) -> Self {
-        self.config.put("max.poll.records", n.clamp(1, i32::MAX as u32).to_string());
+        self.config
+            .put("max.poll.records", n.clamp(1, i32::MAX as u32).to_string());
         self
     }
 
@@ -864,7 +942,8 @@ impl ConsumerConfig {
     /// `partition.assignment.strategy`, in order of preference.
     pub fn assignment_strategy(mut self, assignors: &[AssignorKind]) -> Self {
         let names: Vec<&str> = assignors.iter().map(|a| a.protocol_name()).collect();
-        self.config.put("partition.assignment.strategy", names.join(","));
+        self.config
+            .put("partition.assignment.strategy", names.join(","));
         self
     }
 
@@ -996,7 +1075,10 @@ impl AdminConfig {
 
     /// `default.api.timeout.ms`: the deadline of each admin operation.
     pub fn default_api_timeout_ms(mut self, ms: u32) -> Self {
-        self.config.put("default.api.timeout.ms", ms.min(i32::MAX as u32).to_string());
+        self.config.put(
+            "default.api.timeout.ms",
+            ms.min(i32::MAX as u32).to_string(),
+        );
         self
     }
 
@@ -1014,19 +1096,28 @@ mod tests {
 
     #[test]
     fn unknown_keys_are_rejected_by_name() {
-        let err = ProducerConfig::new("h:1").set("lingerr.ms", "5").unwrap_err();
+        let err = ProducerConfig::new("h:1")
+            .set("lingerr.ms", "5")
+            .unwrap_err();
         assert!(matches!(&err, ClientError::UnknownConfig(k) if k == "lingerr.ms"));
         assert!(err.to_string().contains("lingerr.ms"));
         let err = ProducerConfig::new("h:1").set("group.id", "g").unwrap_err();
         assert!(err.to_string().contains("group.id"), "{err}");
-        assert!(err.to_string().contains("not a producer configuration"), "{err}");
+        assert!(
+            err.to_string().contains("not a producer configuration"),
+            "{err}"
+        );
         let err = ConsumerConfig::from_pairs([("fetch.min.bytes", "many")]).unwrap_err();
         assert!(err.to_string().contains("fetch.min.bytes"), "{err}");
         let err = ProducerConfig::new("h:1").set("acks", "2").unwrap_err();
         assert!(err.to_string().contains("acks"), "{err}");
-        let err = ProducerConfig::new("h:1").set("batch.size", "-1").unwrap_err();
+        let err = ProducerConfig::new("h:1")
+            .set("batch.size", "-1")
+            .unwrap_err();
         assert!(err.to_string().contains("at least 0"), "{err}");
-        assert!(ProducerConfig::new("h:1").set("transactional.id", "t").is_err());
+        assert!(ProducerConfig::new("h:1")
+            .set("transactional.id", "t")
+            .is_err());
     }
 
     #[test]
@@ -1044,7 +1135,10 @@ mod tests {
         assert_eq!(cc.get_i64("delivery.timeout.ms"), 120_000);
         assert_eq!(cc.get_list("bootstrap.servers"), vec!["a:1", "b:2"]);
         let defaults = ClientConfig::new(ClientKind::Producer);
-        assert_eq!(defaults.get_list("bootstrap.servers"), vec!["127.0.0.1:9092"]);
+        assert_eq!(
+            defaults.get_list("bootstrap.servers"),
+            vec!["127.0.0.1:9092"]
+        );
         assert_eq!(defaults.get_i64("linger.ms"), 5);
         assert_eq!(defaults.get_i64("batch.size"), 16384);
         assert_eq!(defaults.get("group.id"), None);
@@ -1060,7 +1154,10 @@ mod tests {
     #[test]
     fn idempotence_rules_follow_java() {
         // Defaulted idempotence switches off quietly when acks is not all.
-        let s = ProducerConfig::new("h:1").acks(Acks::Leader).resolve().unwrap();
+        let s = ProducerConfig::new("h:1")
+            .acks(Acks::Leader)
+            .resolve()
+            .unwrap();
         assert!(!s.idempotence);
         // Explicit idempotence with acks=1 is a configuration error naming acks.
         let err = ProducerConfig::new("h:1")

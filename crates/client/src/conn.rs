@@ -12,19 +12,19 @@
 //! (`cluster`) reconnects with back-off on the next use.
 
 use crate::error::{ClientError, Result};
-use bytes::{Bytes, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 use fjord_protocol::frame::{decode_response, encode_request};
 use kafka_protocol::messages::{ApiKey, ApiVersionsRequest, ApiVersionsResponse, RequestHeader};
-use kafka_protocol::protocol::{Encodable, Request, StrBytes};
+use kafka_protocol::protocol::{Request, StrBytes};
 use parking_lot::Mutex;
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader, BufWriter};
+use tokio::io::{AsyncReadExt, BufReader};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{oneshot, Notify};
 use tokio::task::JoinHandle;
 
 /// Largest response frame accepted (Kafka's `fetch.max.bytes` default is 50 MiB; leave room).
@@ -73,7 +73,8 @@ pub(crate) fn api_name(key: ApiKey) -> String {
 
 /// The API key of a generated request type.
 pub(crate) fn api_key_of<R: Request>() -> Result<ApiKey> {
-    ApiKey::try_from(R::KEY).map_err(|_| ClientError::protocol(format!("unknown API key {}", R::KEY)))
+    ApiKey::try_from(R::KEY)
+        .map_err(|_| ClientError::protocol(format!("unknown API key {}", R::KEY)))
 }
 
 /// A string for the generated messages.
@@ -83,15 +84,6 @@ pub(crate) fn sb(s: &str) -> StrBytes {
 
 type Reply = oneshot::Sender<Result<Bytes>>;
 
-struct Outgoing {
-    frame: Bytes,
-    correlation_id: i32,
-    /// `None` for requests without a response (acks=0 produce).
-    reply: Option<Reply>,
-    /// Signalled once the frame is written (acks=0 produce), or with the write error.
-    written: Option<oneshot::Sender<Result<()>>>,
-}
-
 struct InFlight {
     correlation_id: i32,
     reply: Reply,
@@ -100,6 +92,11 @@ struct InFlight {
 struct Shared {
     /// `host:port`, for errors.
     addr: String,
+    /// Bytes not yet written, in order (requests are written directly while it is empty).
+    backlog: Mutex<VecDeque<Bytes>>,
+    write_half: OwnedWriteHalf,
+    /// Wakes the flush task when the backlog gets data.
+    backlog_ready: Notify,
     /// In-flight requests, oldest first; `None` once closed (and drained).
     in_flight: Mutex<Option<VecDeque<InFlight>>>,
     closed: AtomicBool,
@@ -143,7 +140,6 @@ impl Shared {
 struct Inner {
     shared: Arc<Shared>,
     node_id: i32,
-    tx: mpsc::UnboundedSender<Outgoing>,
     next_correlation_id: AtomicI32,
     client_id: StrBytes,
     versions: OnceLock<HashMap<i16, (i16, i16)>>,
@@ -199,18 +195,19 @@ impl Connection {
         let (read_half, write_half) = stream.into_split();
         let shared = Arc::new(Shared {
             addr: addr.to_string(),
+            backlog: Mutex::new(VecDeque::new()),
+            write_half,
+            backlog_ready: Notify::new(),
             in_flight: Mutex::new(Some(VecDeque::new())),
             closed: AtomicBool::new(false),
             close_reason: Mutex::new(None),
         });
-        let (tx, rx) = mpsc::unbounded_channel();
-        let writer = tokio::spawn(write_loop(shared.clone(), write_half, rx));
+        let writer = tokio::spawn(flush_loop(shared.clone()));
         let reader = tokio::spawn(read_loop(shared.clone(), read_half));
         let conn = Connection {
             inner: Arc::new(Inner {
                 shared,
                 node_id,
-                tx,
                 next_correlation_id: AtomicI32::new(0),
                 client_id: sb(client_id),
                 versions: OnceLock::new(),
@@ -229,13 +226,22 @@ impl Connection {
                 req.client_software_name = StrBytes::from_static_str("fjord-client");
                 req.client_software_version = StrBytes::from_static_str(env!("CARGO_PKG_VERSION"));
             }
-            let frame = self.round_trip::<ApiVersionsRequest>(&req, version, timeout).await?;
+            let frame = self
+                .round_trip::<ApiVersionsRequest>(&req, version, timeout)
+                .await?;
             // A broker that does not know our version answers in the v0 layout (KIP-511).
-            let response = match decode_response::<ApiVersionsResponse>(ApiKey::ApiVersions, version, frame.clone()) {
+            let response = match decode_response::<ApiVersionsResponse>(
+                ApiKey::ApiVersions,
+                version,
+                frame.clone(),
+            ) {
                 Ok((_, r)) if r.error_code == 0 => r,
                 _ => {
-                    let (_, r) = decode_response::<ApiVersionsResponse>(ApiKey::ApiVersions, 0, frame)?;
-                    if r.error_code == fjord_common::ErrorCode::UnsupportedVersion.code() && version > 0 {
+                    let (_, r) =
+                        decode_response::<ApiVersionsResponse>(ApiKey::ApiVersions, 0, frame)?;
+                    if r.error_code == fjord_common::ErrorCode::UnsupportedVersion.code()
+                        && version > 0
+                    {
                         let broker_max = r
                             .api_keys
                             .iter()
@@ -290,17 +296,15 @@ impl Connection {
         let unsupported = || ClientError::UnsupportedVersion { api: api_name(key) };
         let (cmin, cmax) = client_range(key).ok_or_else(unsupported)?;
         let versions = self.inner.versions.get().ok_or_else(unsupported)?;
-        let (bmin, bmax) = versions.get(&(key as i16)).copied().ok_or_else(unsupported)?;
+        let (bmin, bmax) = versions
+            .get(&(key as i16))
+            .copied()
+            .ok_or_else(unsupported)?;
         let (lo, hi) = (cmin.max(bmin), cmax.min(bmax));
         if lo > hi {
             return Err(unsupported());
         }
         Ok(hi)
-    }
-
-    /// Whether the broker advertises `key` at `version` or later (and this client speaks it).
-    pub(crate) fn supports(&self, key: ApiKey, version: i16) -> bool {
-        self.version(key).is_ok_and(|v| v >= version)
     }
 
     fn encode<R: Request>(&self, req: &R, version: i16) -> Result<(Bytes, i32)> {
@@ -318,21 +322,52 @@ impl Connection {
         Ok((frame, correlation_id))
     }
 
-    fn submit(&self, frame: Bytes, correlation_id: i32) -> Result<oneshot::Receiver<Result<Bytes>>> {
-        if self.is_closed() {
-            return Err(self.inner.shared.error());
-        }
+    /// Registers the request as in flight and writes it: directly when nothing is queued
+    /// before it, else behind the backlog (written by the flush task).
+    fn submit(
+        &self,
+        frame: Bytes,
+        correlation_id: i32,
+    ) -> Result<oneshot::Receiver<Result<Bytes>>> {
         let (reply, rx) = oneshot::channel();
-        self.inner
-            .tx
-            .send(Outgoing {
-                frame,
-                correlation_id,
-                reply: Some(reply),
-                written: None,
-            })
-            .map_err(|_| self.inner.shared.error())?;
+        self.write(frame, Some((correlation_id, reply)))?;
         Ok(rx)
+    }
+
+    fn write(&self, frame: Bytes, reply: Option<(i32, Reply)>) -> Result<()> {
+        let shared = &self.inner.shared;
+        let mut backlog = shared.backlog.lock();
+        {
+            // In flight before written: the response cannot come first.
+            let mut q = shared.in_flight.lock();
+            let Some(q) = q.as_mut() else {
+                return Err(shared.error());
+            };
+            if let Some((correlation_id, reply)) = reply {
+                q.push_back(InFlight {
+                    correlation_id,
+                    reply,
+                });
+            }
+        }
+        if backlog.is_empty() {
+            match shared.write_half.try_write(&frame) {
+                Ok(n) if n == frame.len() => return Ok(()),
+                Ok(n) => backlog.push_back(frame.slice(n..)),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => backlog.push_back(frame),
+                Err(e) => {
+                    drop(backlog);
+                    // Fails the request just registered too; its caller sees the error.
+                    shared.close(&format!("write failed: {e}"));
+                    return Ok(());
+                }
+            }
+        } else {
+            backlog.push_back(frame);
+        }
+        drop(backlog);
+        shared.backlog_ready.notify_one();
+        Ok(())
     }
 
     async fn await_reply(
@@ -354,7 +389,12 @@ impl Connection {
         }
     }
 
-    async fn round_trip<R: Request>(&self, req: &R, version: i16, timeout: Duration) -> Result<Bytes> {
+    async fn round_trip<R: Request>(
+        &self,
+        req: &R,
+        version: i16,
+        timeout: Duration,
+    ) -> Result<Bytes> {
         let key = api_key_of::<R>()?;
         let (frame, correlation_id) = self.encode(req, version)?;
         let rx = self.submit(frame, correlation_id)?;
@@ -372,12 +412,6 @@ impl Connection {
         let frame = self.round_trip(req, version, timeout).await?;
         let (_, response) = decode_response::<R::Response>(key, version, frame)?;
         Ok(response)
-    }
-
-    /// Sends `req` at the negotiated version and decodes the response.
-    pub(crate) async fn request<R: Request>(&self, req: &R, timeout: Duration) -> Result<R::Response> {
-        let version = self.version(api_key_of::<R>()?)?;
-        self.request_at(req, version, timeout).await
     }
 
     /// Queues `req` and returns a future for the decoded response. The request is queued (and
@@ -402,103 +436,48 @@ impl Connection {
         })
     }
 
-    /// Sends a request that gets no response (produce with acks=0); resolves once written.
+    /// Sends a request that gets no response (produce with acks=0); resolves once handed to
+    /// the socket (or its backlog).
     pub(crate) fn send_only<R: Request>(
         &self,
         req: &R,
         version: i16,
     ) -> Result<impl std::future::Future<Output = Result<()>> + Send + 'static> {
-        let (frame, correlation_id) = self.encode(req, version)?;
-        if self.is_closed() {
-            return Err(self.inner.shared.error());
-        }
-        let (written, rx) = oneshot::channel();
-        self.inner
-            .tx
-            .send(Outgoing {
-                frame,
-                correlation_id,
-                reply: None,
-                written: Some(written),
-            })
-            .map_err(|_| self.inner.shared.error())?;
-        let shared = self.inner.shared.clone();
-        Ok(async move {
-            match rx.await {
-                Ok(r) => r,
-                Err(_) => Err(shared.error()),
-            }
-        })
-    }
-
-    /// Size of a request body, for request-size limits.
-    pub(crate) fn body_size<R: Encodable>(req: &R, version: i16) -> usize {
-        req.compute_size(version).unwrap_or(usize::MAX)
+        let (frame, _) = self.encode(req, version)?;
+        self.write(frame, None)?;
+        Ok(std::future::ready(Ok(())))
     }
 }
 
-async fn write_loop(shared: Arc<Shared>, write_half: OwnedWriteHalf, mut rx: mpsc::UnboundedReceiver<Outgoing>) {
-    let mut writer = BufWriter::with_capacity(64 * 1024, write_half);
-    let mut written_acks: Vec<oneshot::Sender<Result<()>>> = Vec::new();
-    while let Some(first) = rx.recv().await {
-        let mut next = Some(first);
-        while let Some(out) = next.take() {
-            if let Some(reply) = out.reply {
-                let mut guard = shared.in_flight.lock();
-                match guard.as_mut() {
-                    Some(q) => q.push_back(InFlight {
-                        correlation_id: out.correlation_id,
-                        reply,
-                    }),
-                    None => {
-                        drop(guard);
-                        let _ = reply.send(Err(shared.error()));
-                        continue;
+async fn flush_loop(shared: Arc<Shared>) {
+    loop {
+        shared.backlog_ready.notified().await;
+        loop {
+            if let Err(e) = shared.write_half.writable().await {
+                shared.close(&format!("write failed: {e}"));
+                return;
+            }
+            let mut backlog = shared.backlog.lock();
+            while let Some(front) = backlog.front_mut() {
+                match shared.write_half.try_write(front) {
+                    Ok(n) if n == front.len() => {
+                        backlog.pop_front();
+                    }
+                    Ok(n) => {
+                        front.advance(n);
+                        break;
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                    Err(e) => {
+                        drop(backlog);
+                        shared.close(&format!("write failed: {e}"));
+                        return;
                     }
                 }
             }
-            if let Err(e) = writer.write_all(&out.frame).await {
-                let reason = format!("write failed: {e}");
-                shared.close(&reason);
-                if let Some(w) = out.written {
-                    let _ = w.send(Err(shared.error()));
-                }
-                fail_written(&shared, &mut written_acks);
-                drain_rejected(&shared, &mut rx);
-                return;
+            if backlog.is_empty() {
+                break;
             }
-            if let Some(w) = out.written {
-                written_acks.push(w);
-            }
-            next = rx.try_recv().ok();
-        }
-        if let Err(e) = writer.flush().await {
-            shared.close(&format!("write failed: {e}"));
-            fail_written(&shared, &mut written_acks);
-            drain_rejected(&shared, &mut rx);
-            return;
-        }
-        for w in written_acks.drain(..) {
-            let _ = w.send(Ok(()));
-        }
-    }
-    let _ = writer.shutdown().await;
-}
-
-fn fail_written(shared: &Shared, acks: &mut Vec<oneshot::Sender<Result<()>>>) {
-    for w in acks.drain(..) {
-        let _ = w.send(Err(shared.error()));
-    }
-}
-
-fn drain_rejected(shared: &Shared, rx: &mut mpsc::UnboundedReceiver<Outgoing>) {
-    rx.close();
-    while let Ok(out) = rx.try_recv() {
-        if let Some(r) = out.reply {
-            let _ = r.send(Err(shared.error()));
-        }
-        if let Some(w) = out.written {
-            let _ = w.send(Err(shared.error()));
         }
     }
 }
@@ -553,7 +532,9 @@ async fn read_loop(shared: Arc<Shared>, read_half: OwnedReadHalf) {
                     "response correlation id {correlation_id} does not match the oldest request ({})",
                     p.correlation_id
                 );
-                let _ = p.reply.send(Err(ClientError::network(&shared.addr, &reason)));
+                let _ = p
+                    .reply
+                    .send(Err(ClientError::network(&shared.addr, &reason)));
                 break reason;
             }
             None => break format!("unexpected response with correlation id {correlation_id}"),

@@ -130,7 +130,11 @@ impl ClientError {
     }
 
     /// `Ok(())` for error code 0, the matching [`ClientError::Kafka`] otherwise.
-    pub(crate) fn check(code: i16, message: Option<&str>, context: impl Into<String>) -> Result<(), Self> {
+    pub(crate) fn check(
+        code: i16,
+        message: Option<&str>,
+        context: impl Into<String>,
+    ) -> Result<(), Self> {
         if code == 0 {
             Ok(())
         } else {
