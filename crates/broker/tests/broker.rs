@@ -305,7 +305,10 @@ async fn bad_input_closes_only_that_connection() {
     // An array length of 2^31 in a 14-byte request (found by the request_decoder fuzzer):
     // must not make the decoder pre-allocate gigabytes and abort the process.
     let mut c = broker.client().await;
-    c.send_raw(&[0, 0, 0, 14, 0, 37, 0, 0, 255, 113, 171, 45, 255, 255, 25, 0, 0, 0]).await;
+    c.send_raw(&[
+        0, 0, 0, 14, 0, 37, 0, 0, 255, 113, 171, 45, 255, 255, 25, 0, 0, 0,
+    ])
+    .await;
     assert!(c.is_closed().await);
     // Produce v2 is advertised (for old librdkafka) but rejected.
     let mut c = broker.client().await;

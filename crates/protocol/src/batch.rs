@@ -150,7 +150,8 @@ impl BatchHeader {
     /// Offset of the last record.
     pub fn last_offset(&self) -> i64 {
         // Wire values: never overflow-panic on a hostile base offset.
-        self.base_offset.saturating_add(self.last_offset_delta as i64)
+        self.base_offset
+            .saturating_add(self.last_offset_delta as i64)
     }
 
     /// Offset the next batch starts at.

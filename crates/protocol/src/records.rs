@@ -421,7 +421,10 @@ mod tests {
         bytes[57..61].copy_from_slice(&i32::MAX.to_be_bytes());
         let crc = crate::batch::compute_crc(&bytes);
         bytes[17..21].copy_from_slice(&crc.to_be_bytes());
-        assert!(matches!(decode_batch(&bytes), Err(RecordsError::Malformed(_))));
+        assert!(matches!(
+            decode_batch(&bytes),
+            Err(RecordsError::Malformed(_))
+        ));
     }
 
     #[test]
