@@ -3,6 +3,21 @@
 //! `fjord broker` runs a broker. With no arguments it starts a single node on
 //! 127.0.0.1:9092 keeping its data in `./fjord-data`; `--config server.properties` and
 //! `--override key=value` take Kafka's configuration keys, as `kafka-server-start` does.
+//!
+//! The client commands speak Kafka's vocabulary and take Kafka's tool flags
+//! (`--bootstrap-server`, default 127.0.0.1:9092), through `fjord-client`:
+//! `topics` (kafka-topics), `produce` (kafka-console-producer), `consume`
+//! (kafka-console-consumer), `groups` (kafka-consumer-groups), `configs` (kafka-configs),
+//! `cluster describe`, and `perf produce|consume` (kafka-producer/consumer-perf-test).
+//! Errors print `fjord: <message>` on stderr and exit with status 1.
+
+mod configs;
+mod consume;
+mod groups;
+mod perf;
+mod produce;
+mod topics;
+mod util;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -33,6 +48,25 @@ enum Command {
         #[arg(long = "override", value_name = "KEY=VALUE")]
         overrides: Vec<String>,
     },
+    /// Create, list, describe and delete topics (like kafka-topics).
+    #[command(subcommand)]
+    Topics(topics::TopicsCommand),
+    /// Write lines from stdin or a file as records (like kafka-console-producer).
+    Produce(produce::ProduceArgs),
+    /// Print records of a topic (like kafka-console-consumer).
+    Consume(consume::ConsumeArgs),
+    /// List, describe and delete consumer groups, reset their offsets (like kafka-consumer-groups).
+    #[command(subcommand)]
+    Groups(groups::GroupsCommand),
+    /// Describe and alter topic and broker configs (like kafka-configs).
+    #[command(subcommand)]
+    Configs(configs::ConfigsCommand),
+    /// Describe the cluster.
+    #[command(subcommand)]
+    Cluster(configs::ClusterCommand),
+    /// Producer and consumer throughput/latency tests (like kafka-*-perf-test).
+    #[command(subcommand)]
+    Perf(perf::PerfCommand),
 }
 
 fn init_logging() {
@@ -56,6 +90,37 @@ fn main() -> ExitCode {
             config_positional,
             overrides,
         } => run_broker(config.or(config_positional), overrides),
+        Command::Topics(c) => run_client(topics::run(c)),
+        Command::Produce(a) => run_client(produce::run(a)),
+        Command::Consume(a) => run_client(consume::run(a)),
+        Command::Groups(c) => run_client(groups::run(c)),
+        Command::Configs(c) => run_client(configs::run(c)),
+        Command::Cluster(c) => run_client(configs::run_cluster(c)),
+        Command::Perf(c) => run_client(perf::run(c)),
+    }
+}
+
+/// Runs one client command on a fresh runtime; an error prints `fjord: <message>`.
+fn run_client(command: impl std::future::Future<Output = util::CliResult>) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("fjord: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(command);
+    // Do not wait for background client tasks (heartbeats, readers) to wind down.
+    runtime.shutdown_background();
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("fjord: {e}");
+            ExitCode::FAILURE
+        }
     }
 }
 

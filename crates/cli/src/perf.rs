@@ -1,0 +1,237 @@
+//! `fjord perf`: throughput and latency tests like `kafka-producer-perf-test` and
+//! `kafka-consumer-perf-test`.
+
+use crate::produce::producer_config;
+use crate::util::{parse_key_value, CliResult, Connection};
+use clap::Subcommand;
+use fjord_client::{
+    Bytes, Consumer, ConsumerConfig, OffsetReset, Producer, ProducerRecord, TopicPartition,
+};
+use hdrhistogram::Histogram;
+use indicatif::{ProgressBar, ProgressStyle};
+use std::io::IsTerminal;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// The `perf` tests.
+#[derive(Subcommand, Debug)]
+pub(crate) enum PerfCommand {
+    /// Produce records as fast as allowed and report throughput and latency.
+    Produce {
+        #[command(flatten)]
+        conn: Connection,
+        /// The topic to write to.
+        #[arg(long)]
+        topic: String,
+        /// How many records to send.
+        #[arg(long)]
+        num_records: u64,
+        /// Size of each record's value in bytes.
+        #[arg(long, default_value_t = 100)]
+        record_size: usize,
+        /// Records per second to aim for; -1 for no limit.
+        #[arg(long, default_value_t = -1.0, allow_hyphen_values = true)]
+        throughput: f64,
+        /// Acknowledgements: all, -1, 1 or 0.
+        #[arg(long, default_value = "all")]
+        acks: String,
+        /// Compression codec: none, gzip, snappy, lz4 or zstd.
+        #[arg(long, value_name = "CODEC", default_value = "none")]
+        compression: String,
+        /// Producer configs, key=value (repeatable, or several after one flag).
+        #[arg(long, value_name = "KEY=VALUE", num_args = 1..)]
+        producer_props: Vec<String>,
+    },
+    /// Consume records from the beginning and report throughput.
+    Consume {
+        #[command(flatten)]
+        conn: Connection,
+        /// The topic to read.
+        #[arg(long)]
+        topic: String,
+        /// Stop after this many records.
+        #[arg(long)]
+        num_records: u64,
+        /// Give up when no record arrived for this long.
+        #[arg(long, default_value_t = 10_000)]
+        timeout_ms: u64,
+    },
+}
+
+fn progress(total: u64) -> Option<ProgressBar> {
+    if !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let bar = ProgressBar::new(total);
+    if let Ok(style) =
+        ProgressStyle::with_template("{bar:40} {pos}/{len} records {per_sec} eta {eta}")
+    {
+        bar.set_style(style);
+    }
+    Some(bar)
+}
+
+/// Latencies above an hour are recorded as an hour.
+const MAX_LATENCY_US: u64 = 3_600_000_000;
+
+fn micros(d: Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
+}
+
+pub(crate) async fn run(cmd: PerfCommand) -> CliResult {
+    match cmd {
+        PerfCommand::Produce {
+            conn,
+            topic,
+            num_records,
+            record_size,
+            throughput,
+            acks,
+            compression,
+            producer_props,
+        } => {
+            let extra = producer_props
+                .iter()
+                .map(|p| parse_key_value(p))
+                .collect::<CliResult<Vec<_>>>()?;
+            let producer = Producer::new(producer_config(
+                &conn.bootstrap_server,
+                &acks,
+                &compression,
+                &extra,
+            )?)?;
+            // A fixed payload of printable characters, as the Java tool uses.
+            let payload: Bytes = (0..record_size)
+                .map(|i| b'A' + (i % 26) as u8)
+                .collect::<Vec<u8>>()
+                .into();
+            let histogram = Arc::new(Mutex::new(Histogram::<u64>::new_with_bounds(
+                1,
+                MAX_LATENCY_US,
+                3,
+            )?));
+            let bar = progress(num_records);
+            let started = Instant::now();
+            let mut tasks = tokio::task::JoinSet::new();
+            for i in 0..num_records {
+                if throughput > 0.0 {
+                    let due = started + Duration::from_secs_f64(i as f64 / throughput);
+                    tokio::time::sleep_until(due.into()).await;
+                }
+                let sent = Instant::now();
+                let delivery = producer
+                    .send(ProducerRecord::new(topic.clone()).value(payload.clone()))
+                    .await?;
+                let histogram = Arc::clone(&histogram);
+                let bar = bar.clone();
+                tasks.spawn(async move {
+                    let result = delivery.await;
+                    let latency = micros(sent.elapsed());
+                    if let Ok(mut h) = histogram.lock() {
+                        h.saturating_record(latency.max(1));
+                    }
+                    if let Some(b) = bar {
+                        b.inc(1);
+                    }
+                    result
+                });
+                // Reap finished deliveries so memory stays bounded and failures stop the run.
+                while let Some(done) = tasks.try_join_next() {
+                    done??;
+                }
+            }
+            while let Some(done) = tasks.join_next().await {
+                done??;
+            }
+            let elapsed = started.elapsed().as_secs_f64().max(1e-9);
+            producer.close().await?;
+            if let Some(b) = bar {
+                b.finish_and_clear();
+            }
+            let h = histogram
+                .lock()
+                .map_err(|_| "latency histogram poisoned")?
+                .clone();
+            let ms = |q: f64| h.value_at_quantile(q) as f64 / 1000.0;
+            let rate = num_records as f64 / elapsed;
+            let mb = rate * record_size as f64 / (1024.0 * 1024.0);
+            println!(
+                "{num_records} records sent, {rate:.1} records/sec ({mb:.2} MB/sec), {:.2} ms avg latency, {:.2} ms max latency, {:.2} ms 50th, {:.2} ms 95th, {:.2} ms 99th, {:.2} ms 99.9th.",
+                h.mean() / 1000.0,
+                h.max() as f64 / 1000.0,
+                ms(0.50),
+                ms(0.95),
+                ms(0.99),
+                ms(0.999),
+            );
+        }
+        PerfCommand::Consume {
+            conn,
+            topic,
+            num_records,
+            timeout_ms,
+        } => {
+            let admin = conn.admin()?;
+            let described = admin.describe_topics(&[topic.as_str()]).await?;
+            admin.close();
+            let partitions: Vec<TopicPartition> = described
+                .iter()
+                .flat_map(|d| {
+                    d.partitions
+                        .iter()
+                        .map(|p| TopicPartition::new(d.name.clone(), p.partition))
+                })
+                .collect();
+            let mut consumer = Consumer::new(
+                ConsumerConfig::new(conn.bootstrap_server.clone())
+                    .auto_offset_reset(OffsetReset::Earliest)
+                    .enable_auto_commit(false),
+            )?;
+            consumer.assign(&partitions)?;
+            let bar = progress(num_records);
+            let started = Instant::now();
+            let mut last = Instant::now();
+            let (mut count, mut bytes) = (0u64, 0u64);
+            while count < num_records {
+                let left = Duration::from_millis(timeout_ms).saturating_sub(last.elapsed());
+                if left.is_zero() {
+                    break;
+                }
+                let records = consumer.poll(left.min(Duration::from_millis(500))).await?;
+                if !records.is_empty() {
+                    last = Instant::now();
+                }
+                for r in records {
+                    count += 1;
+                    bytes += r.value.as_ref().map_or(0, |v| v.len() as u64)
+                        + r.key.as_ref().map_or(0, |k| k.len() as u64);
+                    if count >= num_records {
+                        break;
+                    }
+                }
+                if let Some(b) = &bar {
+                    b.set_position(count);
+                }
+            }
+            let elapsed = started.elapsed().as_secs_f64().max(1e-9);
+            consumer.close().await?;
+            if let Some(b) = bar {
+                b.finish_and_clear();
+            }
+            let mb = bytes as f64 / (1024.0 * 1024.0);
+            println!("data.consumed.in.MB, MB.sec, data.consumed.in.nMsg, nMsg.sec, elapsed.sec");
+            println!(
+                "{mb:.4}, {:.4}, {count}, {:.4}, {elapsed:.3}",
+                mb / elapsed,
+                count as f64 / elapsed
+            );
+            if count < num_records {
+                return Err(format!(
+                    "only {count} of {num_records} records arrived within {timeout_ms} ms of silence"
+                )
+                .into());
+            }
+        }
+    }
+    Ok(())
+}
