@@ -120,41 +120,13 @@ pub fn encode_response<T: Encodable>(
         api_key.response_header_version(version)
     };
     let header = ResponseHeader::default().with_correlation_id(correlation_id);
-    let enc = |what: &'static str| {
-        move |e: anyhow::Error| FrameError::Encode {
-            what,
-            reason: e.to_string(),
-        }
-    };
-    let size = header
-        .compute_size(header_version)
-        .map_err(enc("response header"))?
-        + body.compute_size(version).map_err(enc("response body"))?;
-    let mut buf = BytesMut::with_capacity(4 + size);
-    buf.put_i32(size as i32);
-    header
-        .encode(&mut buf, header_version)
-        .map_err(enc("response header"))?;
-    body.encode(&mut buf, version)
-        .map_err(enc("response body"))?;
-    Ok(buf.freeze())
-}
-
-/// Writes the response header for `api_key`/`version` into `buf` (for hand-encoded bodies such
-/// as Fetch). Returns the header size.
-pub fn put_response_header(
-    buf: &mut BytesMut,
-    api_key: ApiKey,
-    version: i16,
-    correlation_id: i32,
-) -> usize {
-    buf.put_i32(correlation_id);
-    if api_key != ApiKey::ApiVersions && api_key.response_header_version(version) >= 1 {
-        buf.put_u8(0); // no tagged fields
-        5
-    } else {
-        4
-    }
+    encode_frame(
+        &header,
+        header_version,
+        body,
+        version,
+        ("response header", "response body"),
+    )
 }
 
 /// Encodes a request frame, length prefix included (client side).
@@ -165,6 +137,23 @@ pub fn encode_request<T: Encodable>(header: &RequestHeader, body: &T) -> Result<
     })?;
     let version = header.request_api_version;
     let header_version = key.request_header_version(version);
+    encode_frame(
+        header,
+        header_version,
+        body,
+        version,
+        ("request header", "request body"),
+    )
+}
+
+/// `[int32 size][header][body]` with the size computed up front, so the buffer is allocated once.
+fn encode_frame<H: Encodable, T: Encodable>(
+    header: &H,
+    header_version: i16,
+    body: &T,
+    version: i16,
+    (header_what, body_what): (&'static str, &'static str),
+) -> Result<Bytes, FrameError> {
     let enc = |what: &'static str| {
         move |e: anyhow::Error| FrameError::Encode {
             what,
@@ -173,15 +162,14 @@ pub fn encode_request<T: Encodable>(header: &RequestHeader, body: &T) -> Result<
     };
     let size = header
         .compute_size(header_version)
-        .map_err(enc("request header"))?
-        + body.compute_size(version).map_err(enc("request body"))?;
+        .map_err(enc(header_what))?
+        + body.compute_size(version).map_err(enc(body_what))?;
     let mut buf = BytesMut::with_capacity(4 + size);
     buf.put_i32(size as i32);
     header
         .encode(&mut buf, header_version)
-        .map_err(enc("request header"))?;
-    body.encode(&mut buf, version)
-        .map_err(enc("request body"))?;
+        .map_err(enc(header_what))?;
+    body.encode(&mut buf, version).map_err(enc(body_what))?;
     Ok(buf.freeze())
 }
 
