@@ -198,3 +198,116 @@ fn progress_lines_parse() {
     assert_eq!(progress(line, "produced"), Some(3500));
     assert_eq!(progress("acked=3", "acked"), None);
 }
+
+/// Runs a command with `input` on stdin and returns its stdout, failing the test on error.
+fn run_with_input(mut cmd: std::process::Command, input: &str, what: &str) -> String {
+    use std::io::Write;
+    use std::process::Stdio;
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {what}: {e}"));
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin
+            .write_all(input.as_bytes())
+            .unwrap_or_else(|e| panic!("{what}: stdin: {e}"));
+    }
+    let out = child
+        .wait_with_output()
+        .unwrap_or_else(|e| panic!("{what}: {e}"));
+    assert!(
+        out.status.success(),
+        "{what} failed ({}):\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// fjord-client (through `fjord produce` / `fjord consume`) and librdkafka (kcat) read each
+/// other's records for every codec.
+#[test]
+#[ignore = "needs real Kafka clients: run `cargo xtask interop`"]
+fn fjord_client_and_kcat_read_each_other_for_every_codec() {
+    let broker = Broker::start("fjord-kcat");
+    let bootstrap = broker.bootstrap();
+    let lines: Vec<String> = (0..1000)
+        .map(|i| format!("k{}:value-{i}", i % 17))
+        .collect();
+    let input = lines.join("\n") + "\n";
+    let mut expected = lines.clone();
+    expected.sort();
+    for codec in ["none", "gzip", "snappy", "lz4", "zstd"] {
+        // fjord-client produces, kcat consumes.
+        let topic = format!("from-fjord-{codec}");
+        let mut produce = std::process::Command::new(env!("CARGO_BIN_EXE_fjord"));
+        produce
+            .args([
+                "produce",
+                "--bootstrap-server",
+                &bootstrap,
+                "--topic",
+                &topic,
+            ])
+            .args(["--key-separator", ":", "--compression", codec]);
+        run_with_input(produce, &input, &format!("fjord produce ({codec})"));
+        let mut consume = std::process::Command::new(kcat());
+        consume
+            .args([
+                "-b",
+                &bootstrap,
+                "-C",
+                "-t",
+                &topic,
+                "-o",
+                "beginning",
+                "-e",
+                "-q",
+            ])
+            .args(["-f", "%k:%s\n"]);
+        let out = run_with_input(consume, "", &format!("kcat -C ({codec})"));
+        let mut got: Vec<String> = out.lines().map(String::from).collect();
+        got.sort();
+        assert_eq!(
+            got, expected,
+            "kcat read back what fjord produced ({codec})"
+        );
+
+        // kcat produces, fjord-client consumes.
+        let topic = format!("from-kcat-{codec}");
+        let mut produce = std::process::Command::new(kcat());
+        produce.args(["-b", &bootstrap, "-P", "-t", &topic, "-K:", "-z", codec]);
+        run_with_input(produce, &input, &format!("kcat -P ({codec})"));
+        let mut consume = std::process::Command::new(env!("CARGO_BIN_EXE_fjord"));
+        consume
+            .args([
+                "consume",
+                "--bootstrap-server",
+                &bootstrap,
+                "--topic",
+                &topic,
+            ])
+            .args([
+                "--from-beginning",
+                "--max-messages",
+                "1000",
+                "--timeout-ms",
+                "30000",
+            ])
+            .args([
+                "--property",
+                "print.key=true",
+                "--property",
+                "key.separator=:",
+            ]);
+        let out = run_with_input(consume, "", &format!("fjord consume ({codec})"));
+        let mut got: Vec<String> = out.lines().map(String::from).collect();
+        got.sort();
+        assert_eq!(
+            got, expected,
+            "fjord read back what kcat produced ({codec})"
+        );
+    }
+}
