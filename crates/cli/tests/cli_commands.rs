@@ -2,38 +2,15 @@
 //! cluster, perf) against an in-process broker.
 
 use std::io::Write;
-use std::net::SocketAddr;
 use std::process::{Command, Output, Stdio};
+
+mod in_process;
+
+use in_process::TestBroker;
 
 type TestResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
 
-struct TestBroker {
-    running: Option<fjord_broker::RunningBroker>,
-    addr: SocketAddr,
-    _dir: tempfile::TempDir,
-}
-
 impl TestBroker {
-    async fn start() -> Result<TestBroker, Box<dyn std::error::Error + Send + Sync>> {
-        let dir = tempfile::tempdir()?;
-        let config = fjord_broker::BrokerConfig::from_sources(
-            None,
-            &[
-                "listeners=PLAINTEXT://127.0.0.1:0".into(),
-                format!("log.dirs={}", dir.path().display()),
-                "group.initial.rebalance.delay.ms=0".into(),
-            ],
-        )?;
-        let broker = fjord_broker::Broker::open(config)?;
-        let running = broker.serve().await?;
-        let addr = running.local_addrs()[0];
-        Ok(TestBroker {
-            running: Some(running),
-            addr,
-            _dir: dir,
-        })
-    }
-
     /// Runs `fjord <args> --bootstrap-server <broker>` with `stdin`, off the runtime.
     async fn fjord(&self, args: &[&str], stdin: &str) -> Result<Run, std::io::Error> {
         let mut all: Vec<String> = args.iter().map(|s| s.to_string()).collect();
@@ -56,12 +33,6 @@ impl TestBroker {
             return Err(format!("fjord {args:?} failed: {}", run.stderr).into());
         }
         Ok(run.stdout)
-    }
-
-    async fn stop(mut self) {
-        if let Some(r) = self.running.take() {
-            r.shutdown().await;
-        }
     }
 }
 

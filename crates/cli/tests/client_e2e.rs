@@ -12,91 +12,11 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+mod in_process;
+
+use in_process::{init_logs, TestBroker};
+
 type TestResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
-
-struct TestBroker {
-    running: Option<fjord_broker::RunningBroker>,
-    addr: SocketAddr,
-    _dir: tempfile::TempDir,
-}
-
-/// Logs to stderr when `FJORD_TEST_LOG` holds a filter (e.g. `fjord_client=debug`).
-fn init_logs() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        if let Ok(filter) = std::env::var("FJORD_TEST_LOG") {
-            let _ = tracing_subscriber::fmt()
-                .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
-                .with_writer(std::io::stderr)
-                .try_init();
-        }
-    });
-}
-
-impl TestBroker {
-    async fn start() -> Result<TestBroker, Box<dyn std::error::Error + Send + Sync>> {
-        init_logs();
-        let dir = tempfile::tempdir()?;
-        let config = fjord_broker::BrokerConfig::from_sources(
-            None,
-            &[
-                "listeners=PLAINTEXT://127.0.0.1:0".into(),
-                format!("log.dirs={}", dir.path().display()),
-                "group.initial.rebalance.delay.ms=0".into(),
-            ],
-        )?;
-        let broker = fjord_broker::Broker::open(config)?;
-        let running = broker.serve().await?;
-        let addr = running.local_addrs()[0];
-        Ok(TestBroker {
-            running: Some(running),
-            addr,
-            _dir: dir,
-        })
-    }
-
-    /// A broker on a fixed port and directory (for restarts).
-    async fn start_at(
-        dir: tempfile::TempDir,
-        port: u16,
-    ) -> Result<TestBroker, Box<dyn std::error::Error + Send + Sync>> {
-        init_logs();
-        let config = fjord_broker::BrokerConfig::from_sources(
-            None,
-            &[
-                format!("listeners=PLAINTEXT://127.0.0.1:{port}"),
-                format!("log.dirs={}", dir.path().display()),
-                "group.initial.rebalance.delay.ms=0".into(),
-            ],
-        )?;
-        let broker = fjord_broker::Broker::open(config)?;
-        let running = broker.serve().await?;
-        let addr = running.local_addrs()[0];
-        Ok(TestBroker {
-            running: Some(running),
-            addr,
-            _dir: dir,
-        })
-    }
-
-    /// Stops the broker and hands back its directory.
-    async fn stop_keep_dir(mut self) -> tempfile::TempDir {
-        if let Some(r) = self.running.take() {
-            r.shutdown().await;
-        }
-        self._dir
-    }
-
-    fn bootstrap(&self) -> String {
-        self.addr.to_string()
-    }
-
-    async fn stop(mut self) {
-        if let Some(r) = self.running.take() {
-            r.shutdown().await;
-        }
-    }
-}
 
 async fn create_topic(admin: &Admin, name: &str, partitions: i32) -> TestResult {
     admin
