@@ -1,5 +1,5 @@
-//! `fjord perf`: throughput and latency tests like `kafka-producer-perf-test` and
-//! `kafka-consumer-perf-test`.
+//! `fjord perf`: throughput and latency tests like `kafka-producer-perf-test`,
+//! `kafka-consumer-perf-test` and Kafka's `EndToEndLatency` tool.
 
 use crate::produce::producer_config;
 use crate::util::{parse_key_value, CliResult, Connection};
@@ -56,6 +56,39 @@ pub(crate) enum PerfCommand {
         #[arg(long, default_value_t = 10_000)]
         timeout_ms: u64,
     },
+    /// Produce at a fixed rate while a consumer reads the same topic, and report the latency
+    /// from `send` to the record arriving in `poll` (produce + replicate + fetch).
+    E2e {
+        #[command(flatten)]
+        conn: Connection,
+        /// The topic to write to and read from (it must exist or be auto-created).
+        #[arg(long)]
+        topic: String,
+        /// How many records to send.
+        #[arg(long)]
+        num_records: u64,
+        /// Size of each record's value in bytes (at least 8: the send time travels in it).
+        #[arg(long, default_value_t = 100)]
+        record_size: usize,
+        /// Records per second to send at.
+        #[arg(long, default_value_t = 1000.0)]
+        throughput: f64,
+        /// Acknowledgements: all, -1, 1 or 0.
+        #[arg(long, default_value = "all")]
+        acks: String,
+        /// Compression codec: none, gzip, snappy, lz4 or zstd.
+        #[arg(long, value_name = "CODEC", default_value = "none")]
+        compression: String,
+        /// Producer configs, key=value (repeatable, or several after one flag).
+        #[arg(long, value_name = "KEY=VALUE", num_args = 1..)]
+        producer_props: Vec<String>,
+        /// Consumer configs, key=value (repeatable, or several after one flag).
+        #[arg(long, value_name = "KEY=VALUE", num_args = 1..)]
+        consumer_props: Vec<String>,
+        /// Give up when no record arrived for this long.
+        #[arg(long, default_value_t = 10_000)]
+        timeout_ms: u64,
+    },
 }
 
 fn progress(total: u64) -> Option<ProgressBar> {
@@ -76,6 +109,142 @@ const MAX_LATENCY_US: u64 = 3_600_000_000;
 
 fn micros(d: Duration) -> u64 {
     u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
+}
+
+fn new_histogram() -> CliResult<Histogram<u64>> {
+    Ok(Histogram::<u64>::new_with_bounds(1, MAX_LATENCY_US, 3)?)
+}
+
+/// Kafka's perf-tool summary of a latency histogram in microseconds, printed in milliseconds.
+fn latency_summary(h: &Histogram<u64>) -> String {
+    let ms = |q: f64| h.value_at_quantile(q) as f64 / 1000.0;
+    format!(
+        "{:.2} ms avg latency, {:.2} ms max latency, {:.2} ms 50th, {:.2} ms 95th, {:.2} ms 99th, {:.2} ms 99.9th.",
+        h.mean() / 1000.0,
+        h.max() as f64 / 1000.0,
+        ms(0.50),
+        ms(0.95),
+        ms(0.99),
+        ms(0.999),
+    )
+}
+
+/// The partitions of `topic`, from the cluster's metadata.
+async fn partitions_of(conn: &Connection, topic: &str) -> CliResult<Vec<TopicPartition>> {
+    let admin = conn.admin()?;
+    let described = admin.describe_topics(&[topic]).await?;
+    admin.close();
+    Ok(described
+        .iter()
+        .flat_map(|d| {
+            d.partitions
+                .iter()
+                .map(|p| TopicPartition::new(d.name.clone(), p.partition))
+        })
+        .collect())
+}
+
+/// Sends `num_records` at `throughput` records/s, each value starting with the microseconds
+/// since `started` at which it was sent, while a consumer positioned at the end of every
+/// partition reads them back and records `arrival - send` in a histogram.
+#[allow(clippy::too_many_arguments)]
+async fn end_to_end(
+    conn: Connection,
+    topic: String,
+    num_records: u64,
+    record_size: usize,
+    throughput: f64,
+    producer: Producer,
+    consumer_config: ConsumerConfig,
+    timeout_ms: u64,
+) -> CliResult {
+    if record_size < 8 {
+        return Err("--record-size must be at least 8 bytes for perf e2e".into());
+    }
+    if throughput <= 0.0 {
+        return Err("--throughput must be positive for perf e2e".into());
+    }
+    let partitions = partitions_of(&conn, &topic).await?;
+    if partitions.is_empty() {
+        return Err(format!("topic {topic} has no partitions").into());
+    }
+    let mut consumer = Consumer::new(consumer_config)?;
+    consumer.assign(&partitions)?;
+    consumer.seek_to_end(&partitions)?;
+    // Resolve the end offsets now, so that every record sent below is read back.
+    for tp in &partitions {
+        consumer.position(tp).await?;
+    }
+    let started = Instant::now();
+    let silence = Duration::from_millis(timeout_ms);
+    let reader = tokio::spawn(async move {
+        let mut histogram = new_histogram()?;
+        let mut count = 0u64;
+        let mut last = Instant::now();
+        while count < num_records {
+            let left = silence.saturating_sub(last.elapsed());
+            if left.is_zero() {
+                break;
+            }
+            let records = consumer.poll(left.min(Duration::from_millis(100))).await?;
+            let arrived = micros(started.elapsed());
+            for r in &records {
+                let Some(sent) = r
+                    .value
+                    .as_ref()
+                    .and_then(|v| v.get(..8))
+                    .and_then(|b| <[u8; 8]>::try_from(b).ok())
+                else {
+                    continue;
+                };
+                let sent = u64::from_be_bytes(sent);
+                histogram.saturating_record(arrived.saturating_sub(sent).max(1));
+                count += 1;
+                last = Instant::now();
+            }
+        }
+        consumer.close().await?;
+        Ok::<_, Box<dyn std::error::Error + Send + Sync>>((count, histogram))
+    });
+    let bar = progress(num_records);
+    let mut payload = vec![b'x'; record_size];
+    let mut deliveries = tokio::task::JoinSet::new();
+    for i in 0..num_records {
+        let due = started + Duration::from_secs_f64(i as f64 / throughput);
+        tokio::time::sleep_until(due.into()).await;
+        payload[..8].copy_from_slice(&micros(started.elapsed()).to_be_bytes());
+        let delivery = producer
+            .send(ProducerRecord::new(topic.clone()).value(Bytes::copy_from_slice(&payload)))
+            .await?;
+        deliveries.spawn(delivery);
+        while let Some(done) = deliveries.try_join_next() {
+            done??;
+        }
+        if let Some(b) = &bar {
+            b.inc(1);
+        }
+    }
+    while let Some(done) = deliveries.join_next().await {
+        done??;
+    }
+    producer.close().await?;
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    let (count, histogram) = reader.await?.map_err(|e| e.to_string())?;
+    let elapsed = started.elapsed().as_secs_f64().max(1e-9);
+    println!(
+        "{count} records end to end at {:.1} records/sec, {}",
+        count as f64 / elapsed,
+        latency_summary(&histogram)
+    );
+    if count < num_records {
+        return Err(format!(
+            "only {count} of {num_records} records arrived within {timeout_ms} ms of silence"
+        )
+        .into());
+    }
+    Ok(())
 }
 
 pub(crate) async fn run(cmd: PerfCommand) -> CliResult {
@@ -105,11 +274,7 @@ pub(crate) async fn run(cmd: PerfCommand) -> CliResult {
                 .map(|i| b'A' + (i % 26) as u8)
                 .collect::<Vec<u8>>()
                 .into();
-            let histogram = Arc::new(Mutex::new(Histogram::<u64>::new_with_bounds(
-                1,
-                MAX_LATENCY_US,
-                3,
-            )?));
+            let histogram = Arc::new(Mutex::new(new_histogram()?));
             let bar = progress(num_records);
             let started = Instant::now();
             let mut tasks = tokio::task::JoinSet::new();
@@ -152,17 +317,11 @@ pub(crate) async fn run(cmd: PerfCommand) -> CliResult {
                 .lock()
                 .map_err(|_| "latency histogram poisoned")?
                 .clone();
-            let ms = |q: f64| h.value_at_quantile(q) as f64 / 1000.0;
             let rate = num_records as f64 / elapsed;
             let mb = rate * record_size as f64 / (1024.0 * 1024.0);
             println!(
-                "{num_records} records sent, {rate:.1} records/sec ({mb:.2} MB/sec), {:.2} ms avg latency, {:.2} ms max latency, {:.2} ms 50th, {:.2} ms 95th, {:.2} ms 99th, {:.2} ms 99.9th.",
-                h.mean() / 1000.0,
-                h.max() as f64 / 1000.0,
-                ms(0.50),
-                ms(0.95),
-                ms(0.99),
-                ms(0.999),
+                "{num_records} records sent, {rate:.1} records/sec ({mb:.2} MB/sec), {}",
+                latency_summary(&h)
             );
         }
         PerfCommand::Consume {
@@ -171,17 +330,7 @@ pub(crate) async fn run(cmd: PerfCommand) -> CliResult {
             num_records,
             timeout_ms,
         } => {
-            let admin = conn.admin()?;
-            let described = admin.describe_topics(&[topic.as_str()]).await?;
-            admin.close();
-            let partitions: Vec<TopicPartition> = described
-                .iter()
-                .flat_map(|d| {
-                    d.partitions
-                        .iter()
-                        .map(|p| TopicPartition::new(d.name.clone(), p.partition))
-                })
-                .collect();
+            let partitions = partitions_of(&conn, &topic).await?;
             let mut consumer = Consumer::new(
                 ConsumerConfig::new(conn.bootstrap_server.clone())
                     .auto_offset_reset(OffsetReset::Earliest)
@@ -231,6 +380,47 @@ pub(crate) async fn run(cmd: PerfCommand) -> CliResult {
                 )
                 .into());
             }
+        }
+        PerfCommand::E2e {
+            conn,
+            topic,
+            num_records,
+            record_size,
+            throughput,
+            acks,
+            compression,
+            producer_props,
+            consumer_props,
+            timeout_ms,
+        } => {
+            let extra = producer_props
+                .iter()
+                .map(|p| parse_key_value(p))
+                .collect::<CliResult<Vec<_>>>()?;
+            let producer = Producer::new(producer_config(
+                &conn.bootstrap_server,
+                &acks,
+                &compression,
+                &extra,
+            )?)?;
+            let mut consumer_config = ConsumerConfig::new(conn.bootstrap_server.clone())
+                .auto_offset_reset(OffsetReset::Latest)
+                .enable_auto_commit(false);
+            for p in &consumer_props {
+                let (k, v) = parse_key_value(p)?;
+                consumer_config = consumer_config.set(&k, v)?;
+            }
+            end_to_end(
+                conn,
+                topic,
+                num_records,
+                record_size,
+                throughput,
+                producer,
+                consumer_config,
+                timeout_ms,
+            )
+            .await?;
         }
     }
     Ok(())

@@ -1,8 +1,8 @@
-//! `fjord topics`: create, list, describe and delete topics, like `kafka-topics`.
+//! `fjord topics`: create, list, describe, alter and delete topics, like `kafka-topics`.
 
 use crate::util::{parse_key_value, CliResult, Connection};
 use clap::Subcommand;
-use fjord_client::{ConfigResource, NewTopic};
+use fjord_client::{AlterConfigOp, ConfigResource, NewTopic};
 
 /// The `topics` actions.
 #[derive(Subcommand, Debug)]
@@ -39,6 +39,23 @@ pub(crate) enum TopicsCommand {
         /// The topic to describe (all topics when omitted).
         #[arg(long)]
         topic: Option<String>,
+    },
+    /// Alter a topic: add partitions (`--partitions`, the new total) and set or remove configs.
+    Alter {
+        #[command(flatten)]
+        conn: Connection,
+        /// The topic to alter.
+        #[arg(long)]
+        topic: String,
+        /// The new total number of partitions (can only grow, as in Kafka).
+        #[arg(long)]
+        partitions: Option<i32>,
+        /// Set a topic config, key=value (repeatable).
+        #[arg(long = "config", value_name = "KEY=VALUE")]
+        configs: Vec<String>,
+        /// Remove a topic config override, going back to the broker default (repeatable).
+        #[arg(long = "delete-config", value_name = "KEY")]
+        delete_configs: Vec<String>,
     },
     /// Delete a topic.
     Delete {
@@ -131,6 +148,38 @@ pub(crate) async fn run(cmd: TopicsCommand) -> CliResult {
                         join(&p.isr)
                     );
                 }
+            }
+            admin.close();
+        }
+        TopicsCommand::Alter {
+            conn,
+            topic,
+            partitions,
+            configs,
+            delete_configs,
+        } => {
+            if partitions.is_none() && configs.is_empty() && delete_configs.is_empty() {
+                return Err(
+                    "nothing to alter: give --partitions, --config or --delete-config".into(),
+                );
+            }
+            // Parse every flag before changing anything, so a typo alters nothing.
+            let mut ops = Vec::new();
+            for c in &configs {
+                let (k, v) = parse_key_value(c)?;
+                ops.push(AlterConfigOp::Set(k, v));
+            }
+            ops.extend(delete_configs.into_iter().map(AlterConfigOp::Delete));
+            let admin = conn.admin()?;
+            if let Some(total) = partitions {
+                admin.create_partitions(&topic, total).await?;
+                println!("Topic {topic} now has {total} partitions.");
+            }
+            if !ops.is_empty() {
+                admin
+                    .incremental_alter_configs(&ConfigResource::Topic(topic.clone()), &ops)
+                    .await?;
+                println!("Updated the configs of topic {topic}.");
             }
             admin.close();
         }

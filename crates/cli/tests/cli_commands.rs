@@ -622,3 +622,148 @@ async fn perf_produce_and_consume_print_summaries() -> TestResult {
     b.stop().await;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn topics_alter_adds_partitions_and_changes_configs() -> TestResult {
+    let b = TestBroker::start().await?;
+    b.ok(
+        &[
+            "topics",
+            "create",
+            "--topic",
+            "events",
+            "--partitions",
+            "2",
+            "--config",
+            "retention.ms=100000",
+        ],
+        "",
+    )
+    .await?;
+    let out = b
+        .ok(
+            &[
+                "topics",
+                "alter",
+                "--topic",
+                "events",
+                "--partitions",
+                "5",
+                "--config",
+                "cleanup.policy=compact",
+                "--delete-config",
+                "retention.ms",
+            ],
+            "",
+        )
+        .await?;
+    assert!(out.contains("now has 5 partitions"), "{out}");
+    let describe = b
+        .ok(&["topics", "describe", "--topic", "events"], "")
+        .await?;
+    assert!(describe.contains("PartitionCount: 5"), "{describe}");
+    assert!(describe.contains("Partition: 4\tLeader: "), "{describe}");
+    assert!(describe.contains("cleanup.policy=compact"), "{describe}");
+    assert!(!describe.contains("retention.ms=100000"), "{describe}");
+
+    // Partitions only grow, as in Kafka; the error is reported and nothing changes.
+    let shrink = b
+        .fjord(
+            &["topics", "alter", "--topic", "events", "--partitions", "3"],
+            "",
+        )
+        .await?;
+    assert!(!shrink.success);
+    assert!(shrink.stderr.starts_with("fjord: "), "{}", shrink.stderr);
+    // A bad config value is refused by the broker and names the key.
+    let bad = b
+        .fjord(
+            &[
+                "topics",
+                "alter",
+                "--topic",
+                "events",
+                "--config",
+                "retention.ms=soon",
+            ],
+            "",
+        )
+        .await?;
+    assert!(!bad.success);
+    assert!(bad.stderr.contains("retention.ms"), "{}", bad.stderr);
+    let nothing = b
+        .fjord(&["topics", "alter", "--topic", "events"], "")
+        .await?;
+    assert!(!nothing.success);
+    assert!(
+        nothing.stderr.contains("nothing to alter"),
+        "{}",
+        nothing.stderr
+    );
+    let describe = b
+        .ok(&["topics", "describe", "--topic", "events"], "")
+        .await?;
+    assert!(describe.contains("PartitionCount: 5"), "{describe}");
+    b.stop().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn perf_e2e_reads_back_every_record_and_prints_latencies() -> TestResult {
+    let b = TestBroker::start().await?;
+    b.ok(
+        &["topics", "create", "--topic", "e2e", "--partitions", "3"],
+        "",
+    )
+    .await?;
+    // Records already in the topic are not part of the measurement: the consumer starts at
+    // the end of every partition.
+    b.ok(&["produce", "--topic", "e2e"], "old-1\nold-2\nold-3\n")
+        .await?;
+    let out = b
+        .ok(
+            &[
+                "perf",
+                "e2e",
+                "--topic",
+                "e2e",
+                "--num-records",
+                "300",
+                "--throughput",
+                "1000",
+                "--acks",
+                "1",
+            ],
+            "",
+        )
+        .await?;
+    assert!(out.contains("300 records end to end"), "{out}");
+    for part in ["50th", "95th", "99th", "99.9th", "max latency"] {
+        assert!(out.contains(part), "{out}");
+    }
+    let p50: f64 = out
+        .split(", ")
+        .find_map(|p| p.strip_suffix(" ms 50th"))
+        .ok_or("no p50")?
+        .parse()?;
+    assert!(p50 > 0.0, "{out}");
+    let small = b
+        .fjord(
+            &[
+                "perf",
+                "e2e",
+                "--topic",
+                "e2e",
+                "--num-records",
+                "1",
+                "--record-size",
+                "4",
+            ],
+            "",
+        )
+        .await?;
+    assert!(!small.success);
+    assert!(small.stderr.contains("at least 8"), "{}", small.stderr);
+    b.stop().await;
+    Ok(())
+}
