@@ -10,7 +10,10 @@ mod interop_support;
 
 use std::time::Duration;
 
-use interop_support::{kcat, node_script, python_script, run_script, Broker, RunningScript, Stop};
+use interop_support::{
+    interop_key, interop_value, kcat, node_script, python_script, run_script, Broker,
+    RunningScript, Stop,
+};
 
 /// kcat (Debian's, librdkafka 2.0.2): `-L` metadata, `-P` keyed produce with every codec, `-C`
 /// consume back exactly.
@@ -308,6 +311,111 @@ fn fjord_client_and_kcat_read_each_other_for_every_codec() {
         assert_eq!(
             got, expected,
             "fjord read back what kcat produced ({codec})"
+        );
+    }
+}
+
+/// fjord-client (through `fjord produce` / `fjord consume`) and confluent-kafka (librdkafka 2.16)
+/// read each other's records for every codec, and both place each key in the partition Java's
+/// murmur2 partitioner picks.
+#[test]
+#[ignore = "needs real Kafka clients: run `cargo xtask interop`"]
+fn fjord_client_and_confluent_kafka_read_each_other_for_every_codec() {
+    const RECORDS: u64 = 1000;
+    const PARTITIONS: i32 = 4;
+    let broker = Broker::start("fjord-confluent");
+    let bootstrap = broker.bootstrap();
+    let fjord = || std::process::Command::new(env!("CARGO_BIN_EXE_fjord"));
+    let mut expected: Vec<String> = (0..RECORDS)
+        .map(|i| {
+            let key = interop_key(i);
+            let partition =
+                fjord_client::partitioner::partition_for_key(key.as_bytes(), PARTITIONS);
+            format!("{partition} {key}:{}", interop_value(i))
+        })
+        .collect();
+    expected.sort();
+    let input: String = (0..RECORDS)
+        .map(|i| format!("{}:{}\n", interop_key(i), interop_value(i)))
+        .collect();
+    for codec in ["none", "gzip", "snappy", "lz4", "zstd"] {
+        let create = |topic: &str| {
+            let mut cmd = fjord();
+            cmd.args(["topics", "create", "--bootstrap-server", &bootstrap])
+                .args(["--topic", topic, "--partitions", &PARTITIONS.to_string()]);
+            run_with_input(cmd, "", &format!("fjord topics create {topic}"));
+        };
+
+        // fjord-client produces, confluent-kafka consumes.
+        let topic = format!("fjord-to-confluent-{codec}");
+        create(&topic);
+        let mut produce = fjord();
+        produce
+            .args([
+                "produce",
+                "--bootstrap-server",
+                &bootstrap,
+                "--topic",
+                &topic,
+            ])
+            .args(["--key-separator", ":", "--compression", codec]);
+        run_with_input(produce, &input, &format!("fjord produce ({codec})"));
+        let mut consume = python_script("confluent_fjord_client.py");
+        consume.args(["consume", "--bootstrap", &bootstrap, "--topic", &topic]);
+        let out = run_with_input(consume, "", &format!("confluent consume ({codec})"));
+        let mut got: Vec<String> = out
+            .lines()
+            .filter(|l| !l.starts_with("OK"))
+            .map(String::from)
+            .collect();
+        got.sort();
+        assert_eq!(
+            got, expected,
+            "confluent-kafka read back what fjord-client produced ({codec}), in murmur2's partitions"
+        );
+
+        // confluent-kafka produces, fjord-client consumes.
+        let topic = format!("confluent-to-fjord-{codec}");
+        create(&topic);
+        let mut produce = python_script("confluent_fjord_client.py");
+        produce
+            .args(["produce", "--bootstrap", &bootstrap, "--topic", &topic])
+            .args(["--compression", codec]);
+        run_with_input(produce, "", &format!("confluent produce ({codec})"));
+        let mut consume = fjord();
+        consume
+            .args([
+                "consume",
+                "--bootstrap-server",
+                &bootstrap,
+                "--topic",
+                &topic,
+            ])
+            .args(["--from-beginning", "--format", "json"])
+            .args([
+                "--max-messages",
+                &RECORDS.to_string(),
+                "--timeout-ms",
+                "30000",
+            ]);
+        let out = run_with_input(consume, "", &format!("fjord consume ({codec})"));
+        let mut got: Vec<String> = out
+            .lines()
+            .map(|l| {
+                let v: serde_json::Value = serde_json::from_str(l)
+                    .unwrap_or_else(|e| panic!("fjord consume printed {l:?}: {e}"));
+                format!(
+                    "{} {}:{}",
+                    v["partition"],
+                    v["key"].as_str().unwrap_or("<no key>"),
+                    v["value"].as_str().unwrap_or("<no value>")
+                )
+            })
+            .collect();
+        got.sort();
+        assert_eq!(
+            got, expected,
+            "fjord-client read back what confluent-kafka produced ({codec}), in murmur2's partitions"
         );
     }
 }

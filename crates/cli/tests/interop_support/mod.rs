@@ -645,3 +645,17 @@ fn last_chars(text: &str, max: usize) -> &str {
 pub(crate) fn run_script(name: &str, cmd: Command, timeout: Duration) -> ScriptOutput {
     RunningScript::spawn(name, cmd).finish(timeout)
 }
+
+// ------------------------------------------------------------------------------------------------
+// Records in common.py's format, for tests where a Rust-side client writes what a script checks
+
+/// `common.py`'s `key_of(i, 17)`.
+pub(crate) fn interop_key(i: u64) -> String {
+    format!("key-{:05}", i % 17)
+}
+
+/// `common.py`'s `value_of(i, 17)`.
+pub(crate) fn interop_value(i: u64) -> String {
+    let filler = format!("{:08x}", (i * 2_654_435_761) & 0xFFFF_FFFF).repeat(8);
+    format!("{i}|{}|{}|{filler}", interop_key(i), i / 17)
+}
