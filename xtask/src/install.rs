@@ -6,6 +6,8 @@
 //! The test process learns where things are from these variables (the harness in
 //! `crates/cli/tests/interop_support` reads them):
 //! `FJORD_INTEROP_PYTHON`, `FJORD_INTEROP_NODE`, `FJORD_INTEROP_NODE_MODULES`, `FJORD_INTEROP_KCAT`.
+//! The Fjord Connect tests (`crates/cli/tests/connect_postgres.rs`) read `FJORD_PG_BIN`: the
+//! directory with PostgreSQL's `initdb`, `pg_ctl` and `postgres` (Debian's `postgresql`).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -68,6 +70,10 @@ pub(crate) fn install_all(ws: &Workspace) -> Installed {
             installed.env.push(("FJORD_INTEROP_NODE_MODULES", modules));
         }
         Err(e) => installed.failures.push(format!("kafkajs: {e}")),
+    }
+    match ensure_postgres(&mut apt) {
+        Ok(bin) => installed.env.push(("FJORD_PG_BIN", bin)),
+        Err(e) => installed.failures.push(format!("postgresql: {e}")),
     }
     for failure in &installed.failures {
         eprintln!("install: FAILED {failure}");
@@ -343,4 +349,44 @@ fn package_version(manifest: &Path) -> Option<String> {
     let text = std::fs::read_to_string(manifest).ok()?;
     let json: serde_json::Value = serde_json::from_str(&text).ok()?;
     json["version"].as_str().map(str::to_owned)
+}
+
+// ---------------------------------------------------------------------------------------------
+// PostgreSQL server binaries (for the Fjord Connect PostgreSQL connector tests)
+
+/// The newest `/usr/lib/postgresql/<version>/bin` holding `initdb`, `pg_ctl` and `postgres`.
+fn postgres_bin_dir() -> Option<PathBuf> {
+    let mut found: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+        .ok()?
+        .filter_map(|e| e.ok())
+        .filter_map(|e| {
+            let version: u32 = e.file_name().to_str()?.parse().ok()?;
+            let bin = e.path().join("bin");
+            ["initdb", "pg_ctl", "postgres"]
+                .iter()
+                .all(|b| bin.join(b).is_file())
+                .then_some((version, bin))
+        })
+        .collect();
+    found.sort();
+    found.pop().map(|(_, bin)| bin)
+}
+
+fn ensure_postgres(apt: &mut Apt) -> Result<PathBuf, String> {
+    if let Some(bin) = postgres_bin_dir() {
+        log(
+            "postgresql",
+            &format!("{} present, skipping", bin.display()),
+        );
+        return Ok(bin);
+    }
+    // The tests start throwaway servers of their own (initdb + pg_ctl in a temporary
+    // directory, on a free loopback port); the package's own cluster is not used.
+    log("postgresql", "not found, installing the Debian package");
+    apt.install(&["postgresql"])?;
+    let bin = postgres_bin_dir().ok_or(
+        "no /usr/lib/postgresql/*/bin with initdb, pg_ctl and postgres after apt-get install",
+    )?;
+    log("postgresql", &format!("installed {}", bin.display()));
+    Ok(bin)
 }

@@ -12,6 +12,7 @@
 //! Errors print `fjord: <message>` on stderr and exit with status 1.
 
 mod configs;
+mod connect_cmd;
 mod consume;
 mod groups;
 mod perf;
@@ -67,6 +68,9 @@ enum Command {
     /// Producer and consumer throughput/latency tests (like kafka-*-perf-test).
     #[command(subcommand)]
     Perf(perf::PerfCommand),
+    /// Run a Fjord Connect worker (standalone or distributed), like connect-standalone.sh.
+    #[command(subcommand)]
+    Connect(connect_cmd::ConnectCommand),
 }
 
 fn init_logging() {
@@ -97,6 +101,7 @@ fn main() -> ExitCode {
         Command::Configs(c) => run_client(configs::run(c)),
         Command::Cluster(c) => run_client(configs::run_cluster(c)),
         Command::Perf(c) => run_client(perf::run(c)),
+        Command::Connect(c) => run_client(connect_cmd::run(c)),
     }
 }
 
