@@ -6,6 +6,10 @@
 //! million records, end-to-end latency percentiles) are printed and written into
 //! `docs/benchmarks.md` between the `bench:begin`/`bench:end` markers, with the commands that
 //! produced them.
+//!
+//! A second part runs `fjord perf produce|consume|e2e` (fjord-client) beside
+//! `rdkafka_performance` against the same broker in the same run, with the same record size,
+//! acks, linger and batch size, and reports both and their ratio.
 
 use crate::util::{self, cargo, Workspace};
 use std::fmt::Write as _;
@@ -302,6 +306,190 @@ fn latency(
     })
 }
 
+/// One fjord-client vs librdkafka comparison: the same load through both clients.
+struct Comparison {
+    name: String,
+    fjord: Measured,
+    librdkafka: Measured,
+}
+
+struct Measured {
+    command: String,
+    records_per_s: f64,
+    mb_per_s: f64,
+}
+
+/// `fjord perf produce`: "N records sent, X records/sec (Y MB/sec), ..."; `fjord perf consume`:
+/// a CSV header and "MB, MB.sec, nMsg, nMsg.sec, elapsed". Returns records/s.
+fn parse_fjord_rate(output: &str) -> Option<f64> {
+    if let Some(line) = output.lines().find(|l| l.contains(" records sent, ")) {
+        let after = line.split(" records sent, ").nth(1)?;
+        return after.split(" records/sec").next()?.trim().parse().ok();
+    }
+    let line = output
+        .lines()
+        .skip_while(|l| !l.starts_with("data.consumed.in.MB"))
+        .nth(1)?;
+    line.split(',').nth(3)?.trim().parse().ok()
+}
+
+/// The same load through `fjord perf` and through `rdkafka_performance`, one after the other,
+/// each on its own fresh topic (consume runs read the topic the producer runs wrote).
+#[allow(clippy::too_many_arguments)]
+fn compare(
+    fjord: &Path,
+    tool: &Path,
+    broker: &Broker,
+    name: &str,
+    fjord_args: &[&str],
+    rdkafka_args: &[&str],
+    count: u64,
+    record_size: u64,
+) -> Result<Comparison, String> {
+    let measure = |program: &Path, args: &[&str], shown_name: &str, is_fjord: bool| {
+        let mut cmd = Command::new(program);
+        if is_fjord {
+            cmd.args(args)
+                .args(["--bootstrap-server", &broker.address])
+                .args(["--num-records", &count.to_string()])
+                .env("FJORD_LOG", "warn");
+        } else {
+            cmd.args(["-b", &broker.address])
+                .args(args)
+                .args(["-c", &count.to_string()]);
+        }
+        let shown = util::display(&cmd)
+            .replace(&broker.address, "$BROKER")
+            .replace(&program.display().to_string(), shown_name);
+        println!("$ {shown}");
+        let output = util::output(&mut cmd)?;
+        let records_per_s = if is_fjord {
+            parse_fjord_rate(&output)
+        } else {
+            parse_rate(&output).map(|(r, _)| r)
+        }
+        .ok_or_else(|| format!("no rate in the output of {shown}:\n{output}"))?;
+        Ok::<_, String>(Measured {
+            command: shown,
+            records_per_s,
+            mb_per_s: records_per_s * record_size as f64 / 1e6,
+        })
+    };
+    let fjord = measure(fjord, fjord_args, "fjord", true)?;
+    let librdkafka = measure(tool, rdkafka_args, "rdkafka_performance", false)?;
+    println!(
+        "  {name}: fjord-client {:.0} records/s, librdkafka {:.0} records/s, ratio {:.2}",
+        fjord.records_per_s,
+        librdkafka.records_per_s,
+        fjord.records_per_s / librdkafka.records_per_s
+    );
+    Ok(Comparison {
+        name: name.to_string(),
+        fjord,
+        librdkafka,
+    })
+}
+
+/// `fjord perf e2e` at a fixed rate: its summary line.
+fn fjord_e2e(fjord: &Path, broker: &Broker, topic: &str) -> Result<(String, String), String> {
+    util::run(Command::new(fjord).args([
+        "topics",
+        "create",
+        "--bootstrap-server",
+        &broker.address,
+        "--topic",
+        topic,
+    ]))?;
+    let mut cmd = Command::new(fjord);
+    cmd.args(["perf", "e2e", "--topic", topic, "--num-records", "10000"])
+        .args(["--record-size", "100", "--throughput", "1000"])
+        .args(["--bootstrap-server", &broker.address])
+        .env("FJORD_LOG", "warn");
+    let shown = util::display(&cmd)
+        .replace(&broker.address, "$BROKER")
+        .replace(&fjord.display().to_string(), "fjord");
+    println!("$ {shown}");
+    let output = util::output(&mut cmd)?;
+    let line = output
+        .lines()
+        .find(|l| l.contains("records end to end"))
+        .ok_or_else(|| format!("no summary from fjord perf e2e:\n{output}"))?;
+    println!("  {line}");
+    Ok((shown, line.to_string()))
+}
+
+/// fjord-client against librdkafka, same broker, same settings: linger.ms=5 (both clients'
+/// default) and batch.size=1000000 (librdkafka's default; the Java client's and fjord-client's
+/// default is 16384, which caps 1 KB records at 16 per batch).
+fn client_comparisons(
+    fjord: &Path,
+    tool: &Path,
+    broker: &Broker,
+) -> Result<Vec<Comparison>, String> {
+    let mut out = Vec::new();
+    for (size, count) in [(100u64, 2_000_000u64), (1024, 500_000)] {
+        for acks in ["1", "all"] {
+            let label = if size == 100 { "100 B" } else { "1 KB" };
+            let (ft, rt) = (
+                format!("cmp-fjord-{size}-{acks}"),
+                format!("cmp-rdkafka-{size}-{acks}"),
+            );
+            let size_s = size.to_string();
+            let rd_acks = if acks == "all" { "-1" } else { "1" };
+            out.push(compare(
+                fjord,
+                tool,
+                broker,
+                &format!("produce {label}, acks={acks}"),
+                &[
+                    "perf",
+                    "produce",
+                    "--topic",
+                    &ft,
+                    "--record-size",
+                    &size_s,
+                    "--acks",
+                    acks,
+                    "--producer-props",
+                    "linger.ms=5",
+                    "batch.size=1000000",
+                ],
+                &[
+                    "-P",
+                    "-t",
+                    &rt,
+                    "-p",
+                    "0",
+                    "-s",
+                    &size_s,
+                    "-a",
+                    rd_acks,
+                    "-X",
+                    "linger.ms=5",
+                    "-X",
+                    "batch.size=1000000",
+                ],
+                count,
+                size,
+            )?);
+            if acks == "all" {
+                // Both consumers read the same topic, the one librdkafka just wrote.
+                out.push(compare(
+                    fjord,
+                    tool,
+                    broker,
+                    &format!("consume {label}"),
+                    &["perf", "consume", "--topic", &rt],
+                    &["-C", "-t", &rt, "-p", "0", "-o", "beginning"],
+                    count,
+                    size,
+                )?);
+            }
+        }
+    }
+    Ok(out)
+}
+
 pub(crate) fn run(ws: &Workspace) -> Result<(), String> {
     util::run(
         Command::new(cargo())
@@ -395,11 +583,19 @@ pub(crate) fn run(ws: &Workspace) -> Result<(), String> {
             "0",
         )?,
     ];
+    let comparisons = client_comparisons(&fjord, &tool, &broker)?;
+    let e2e = fjord_e2e(&fjord, &broker, "e2e-fjord")?;
     drop(broker);
-    write_report(ws, &rows, &latencies)
+    write_report(ws, &rows, &latencies, &comparisons, &e2e)
 }
 
-fn write_report(ws: &Workspace, rows: &[Row], latencies: &[Latency]) -> Result<(), String> {
+fn write_report(
+    ws: &Workspace,
+    rows: &[Row],
+    latencies: &[Latency],
+    comparisons: &[Comparison],
+    e2e: &(String, String),
+) -> Result<(), String> {
     let uname = util::output(Command::new("uname").args(["-srm"])).unwrap_or_default();
     let cores = std::thread::available_parallelism()
         .map(|n| n.get())
@@ -443,6 +639,28 @@ fn write_report(ws: &Workspace, rows: &[Row], latencies: &[Latency]) -> Result<(
             .collect();
         let _ = writeln!(md, "| {} | {} | {} |", l.name, l.samples, p.join(" | "));
     }
+    let _ = writeln!(
+        md,
+        "\nfjord-client (`fjord perf`) against librdkafka (`rdkafka_performance`), same broker, same run, one partition, linger.ms=5, batch.size=1000000; ratio = fjord-client / librdkafka:\n"
+    );
+    let _ = writeln!(
+        md,
+        "| run | fjord-client records/s | MB/s | librdkafka records/s | MB/s | ratio |"
+    );
+    let _ = writeln!(md, "|---|---:|---:|---:|---:|---:|");
+    for c in comparisons {
+        let _ = writeln!(
+            md,
+            "| {} | {:.0} | {:.1} | {:.0} | {:.1} | {:.2} |",
+            c.name,
+            c.fjord.records_per_s,
+            c.fjord.mb_per_s,
+            c.librdkafka.records_per_s,
+            c.librdkafka.mb_per_s,
+            c.fjord.records_per_s / c.librdkafka.records_per_s
+        );
+    }
+    let _ = writeln!(md, "\nfjord-client end to end: {}\n", e2e.1);
     let _ = writeln!(md, "\nCommands (`$BROKER` is the broker's address):\n");
     for r in rows {
         let _ = writeln!(md, "- {}: `{}`", r.name, r.command);
@@ -450,6 +668,14 @@ fn write_report(ws: &Workspace, rows: &[Row], latencies: &[Latency]) -> Result<(
     for l in latencies {
         let _ = writeln!(md, "- {}: `{}`", l.name, l.command);
     }
+    for c in comparisons {
+        let _ = writeln!(
+            md,
+            "- {}: `{}` and `{}`",
+            c.name, c.fjord.command, c.librdkafka.command
+        );
+    }
+    let _ = writeln!(md, "- fjord-client end to end: `{}`", e2e.0);
     let _ = writeln!(md, "{END}");
     let path = ws.root.join("docs/benchmarks.md");
     let current = std::fs::read_to_string(&path).unwrap_or_default();
@@ -475,5 +701,14 @@ mod tests {
         assert_eq!(super::parse_rate(p), Some((1366920.0, 136.69)));
         let c = "% 5000000 messages (500000000 bytes) consumed in 1715ms: 2914019 msgs/s (291.40 MB/s)\n% Average application fetch latency: 0us";
         assert_eq!(super::parse_rate(c), Some((2914019.0, 291.40)));
+    }
+
+    #[test]
+    fn parses_fjord_perf_summaries() {
+        let p = "2000000 records sent, 2712345.6 records/sec (258.67 MB/sec), 3.10 ms avg latency, 9.00 ms max latency, 3.00 ms 50th, 5.00 ms 95th, 6.00 ms 99th, 8.00 ms 99.9th.";
+        assert_eq!(super::parse_fjord_rate(p), Some(2712345.6));
+        let c = "data.consumed.in.MB, MB.sec, data.consumed.in.nMsg, nMsg.sec, elapsed.sec\n190.7349, 95.3674, 2000000, 1000000.0000, 2.000";
+        assert_eq!(super::parse_fjord_rate(c), Some(1000000.0));
+        assert_eq!(super::parse_fjord_rate("nothing"), None);
     }
 }
