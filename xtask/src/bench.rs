@@ -21,6 +21,17 @@ use std::time::{Duration, Instant};
 const RDKAFKA_SYS: &str = "4.10.0";
 const BEGIN: &str = "<!-- bench:begin -->";
 const END: &str = "<!-- bench:end -->";
+const CLIENTS_BEGIN: &str = "<!-- bench:clients:begin -->";
+const CLIENTS_END: &str = "<!-- bench:clients:end -->";
+
+/// Which runs `cargo xtask bench` makes.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Part {
+    /// The broker under librdkafka's load, then fjord-client against librdkafka.
+    All,
+    /// Only fjord-client against librdkafka (`cargo xtask bench clients`).
+    Clients,
+}
 
 struct Broker {
     child: Child,
@@ -333,8 +344,13 @@ fn parse_fjord_rate(output: &str) -> Option<f64> {
     line.split(',').nth(3)?.trim().parse().ok()
 }
 
-/// The same load through `fjord perf` and through `rdkafka_performance`, one after the other,
-/// each on its own fresh topic (consume runs read the topic the producer runs wrote).
+/// How many times each side of a comparison runs; the median counts.
+const ROUNDS: usize = 3;
+
+/// The same load through `fjord perf` and through `rdkafka_performance`, [`ROUNDS`] times each
+/// in the order A B B A A B (so that drift in the machine's load hits both sides alike), each
+/// client on its own topic; the median run of each side is reported. Consume runs read a topic
+/// that a producer run wrote.
 #[allow(clippy::too_many_arguments)]
 fn compare(
     fjord: &Path,
@@ -362,7 +378,18 @@ fn compare(
             .replace(&broker.address, "$BROKER")
             .replace(&program.display().to_string(), shown_name);
         println!("$ {shown}");
-        let output = util::output(&mut cmd)?;
+        let out = cmd
+            .output()
+            .map_err(|e| format!("could not start `{shown}`: {e}"))?;
+        let output = String::from_utf8_lossy(&out.stdout).into_owned();
+        if !out.status.success() {
+            return Err(format!(
+                "`{shown}` failed ({}):\n{}\n{}",
+                out.status,
+                output.lines().rev().take(20).collect::<Vec<_>>().join("\n"),
+                String::from_utf8_lossy(&out.stderr).trim()
+            ));
+        }
         let records_per_s = if is_fjord {
             parse_fjord_rate(&output)
         } else {
@@ -375,10 +402,31 @@ fn compare(
             mb_per_s: records_per_s * record_size as f64 / 1e6,
         })
     };
-    let fjord = measure(fjord, fjord_args, "fjord", true)?;
-    let librdkafka = measure(tool, rdkafka_args, "rdkafka_performance", false)?;
+    let (mut fjord_runs, mut librdkafka_runs) = (Vec::new(), Vec::new());
+    for round in 0..ROUNDS {
+        let fjord_first = round % 2 == 0;
+        for fjord_turn in [fjord_first, !fjord_first] {
+            if fjord_turn {
+                fjord_runs.push(measure(fjord, fjord_args, "fjord", true)?);
+            } else {
+                librdkafka_runs.push(measure(tool, rdkafka_args, "rdkafka_performance", false)?);
+            }
+        }
+    }
+    let median = |mut runs: Vec<Measured>| {
+        runs.sort_by(|a, b| a.records_per_s.total_cmp(&b.records_per_s));
+        let rates: Vec<String> = runs
+            .iter()
+            .map(|r| format!("{:.0}", r.records_per_s))
+            .collect();
+        let middle = runs.len() / 2;
+        (runs.swap_remove(middle), rates.join(", "))
+    };
+    let (fjord, fjord_rates) = median(fjord_runs);
+    let (librdkafka, librdkafka_rates) = median(librdkafka_runs);
+    println!("  {name}: fjord-client runs {fjord_rates}; librdkafka runs {librdkafka_rates}");
     println!(
-        "  {name}: fjord-client {:.0} records/s, librdkafka {:.0} records/s, ratio {:.2}",
+        "  {name}: median fjord-client {:.0} records/s, librdkafka {:.0} records/s, ratio {:.2}",
         fjord.records_per_s,
         librdkafka.records_per_s,
         fjord.records_per_s / librdkafka.records_per_s
@@ -434,6 +482,16 @@ fn client_comparisons(
                 format!("cmp-fjord-{size}-{acks}"),
                 format!("cmp-rdkafka-{size}-{acks}"),
             );
+            for topic in [&ft, &rt] {
+                util::output(Command::new(fjord).args([
+                    "topics",
+                    "create",
+                    "--bootstrap-server",
+                    &broker.address,
+                    "--topic",
+                    topic,
+                ]))?;
+            }
             let size_s = size.to_string();
             let rd_acks = if acks == "all" { "-1" } else { "1" };
             out.push(compare(
@@ -473,7 +531,7 @@ fn client_comparisons(
                 size,
             )?);
             if acks == "all" {
-                // Both consumers read the same topic, the one librdkafka just wrote.
+                // Both consumers read the same topic, one librdkafka wrote.
                 out.push(compare(
                     fjord,
                     tool,
@@ -490,7 +548,7 @@ fn client_comparisons(
     Ok(out)
 }
 
-pub(crate) fn run(ws: &Workspace) -> Result<(), String> {
+pub(crate) fn run(ws: &Workspace, part: Part) -> Result<(), String> {
     util::run(
         Command::new(cargo())
             .args(["build", "--release", "-p", "fjord-cli"])
@@ -501,6 +559,12 @@ pub(crate) fn run(ws: &Workspace) -> Result<(), String> {
     let data = ws.target_dir.join("bench").join("data");
     let _ = std::fs::remove_dir_all(&data);
     let broker = start_broker(&fjord, &data)?;
+    if part == Part::Clients {
+        let comparisons = client_comparisons(&fjord, &tool, &broker)?;
+        let e2e = fjord_e2e(&fjord, &broker, "e2e-fjord")?;
+        drop(broker);
+        return write_clients_report(ws, &comparisons, &e2e);
+    }
     let mut rows = Vec::new();
     // rdkafka_performance sets linger.ms=1000 for itself; `-X linger.ms=5` restores the
     // librdkafka default so these are "client defaults" runs.
@@ -586,30 +650,102 @@ pub(crate) fn run(ws: &Workspace) -> Result<(), String> {
     let comparisons = client_comparisons(&fjord, &tool, &broker)?;
     let e2e = fjord_e2e(&fjord, &broker, "e2e-fjord")?;
     drop(broker);
-    write_report(ws, &rows, &latencies, &comparisons, &e2e)
+    write_report(ws, &rows, &latencies)?;
+    write_clients_report(ws, &comparisons, &e2e)
 }
 
-fn write_report(
-    ws: &Workspace,
-    rows: &[Row],
-    latencies: &[Latency],
-    comparisons: &[Comparison],
-    e2e: &(String, String),
-) -> Result<(), String> {
+/// "Generated by ... on <date> (<cores>, <uname>)."
+fn provenance(command: &str) -> String {
     let uname = util::output(Command::new("uname").args(["-srm"])).unwrap_or_default();
     let cores = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(0);
     let date =
         util::output(Command::new("date").args(["-u", "+%Y-%m-%d %H:%M UTC"])).unwrap_or_default();
-    let mut md = String::new();
-    let _ = writeln!(md, "{BEGIN}");
-    let _ = writeln!(
-        md,
-        "Generated by `cargo xtask bench` on {} ({cores} cores, {}).",
+    format!(
+        "Generated by `{command}` on {} ({cores} cores, {}).",
         date.trim(),
         uname.trim()
+    )
+}
+
+/// Replaces the text between `begin` and `end` in docs/benchmarks.md (appending the section
+/// under `heading` when the markers are missing).
+fn splice_report(
+    ws: &Workspace,
+    begin: &str,
+    end: &str,
+    heading: &str,
+    body: &str,
+) -> Result<(), String> {
+    let section = format!("{begin}\n{}\n{end}", body.trim_end());
+    let path = ws.root.join("docs/benchmarks.md");
+    let current = std::fs::read_to_string(&path).unwrap_or_default();
+    let updated = match (current.find(begin), current.find(end)) {
+        (Some(b), Some(e)) if e > b => {
+            format!("{}{section}{}", &current[..b], &current[e + end.len()..])
+        }
+        _ => format!("{}\n\n## {heading}\n\n{section}\n", current.trim_end()),
+    };
+    std::fs::write(&path, updated).map_err(|e| e.to_string())?;
+    println!("wrote {}", path.display());
+    Ok(())
+}
+
+fn write_clients_report(
+    ws: &Workspace,
+    comparisons: &[Comparison],
+    e2e: &(String, String),
+) -> Result<(), String> {
+    let mut md = String::new();
+    let _ = writeln!(md, "{}", provenance("cargo xtask bench clients"));
+    let _ = writeln!(
+        md,
+        "fjord-client (`fjord perf`) and librdkafka 2.12.1 (`rdkafka_performance`) against the same release broker in the same run, each run three times per client (interleaved A B B A A B) with the median shown, each client on its own one-partition topic; both with linger.ms=5 and batch.size=1000000 (librdkafka's default batch size; fjord-client's default is Java's 16384). Ratio = fjord-client / librdkafka.\n"
     );
+    let _ = writeln!(
+        md,
+        "| run | fjord-client records/s | MB/s | librdkafka records/s | MB/s | ratio |"
+    );
+    let _ = writeln!(md, "|---|---:|---:|---:|---:|---:|");
+    for c in comparisons {
+        let _ = writeln!(
+            md,
+            "| {} | {:.0} | {:.1} | {:.0} | {:.1} | {:.2} |",
+            c.name,
+            c.fjord.records_per_s,
+            c.fjord.mb_per_s,
+            c.librdkafka.records_per_s,
+            c.librdkafka.mb_per_s,
+            c.fjord.records_per_s / c.librdkafka.records_per_s
+        );
+    }
+    let _ = writeln!(
+        md,
+        "\nfjord-client end to end (`fjord perf e2e`, acks=all, client defaults): {}\n",
+        e2e.1
+    );
+    let _ = writeln!(md, "Commands (`$BROKER` is the broker's address):\n");
+    for c in comparisons {
+        let _ = writeln!(
+            md,
+            "- {}: `{}` and `{}`",
+            c.name, c.fjord.command, c.librdkafka.command
+        );
+    }
+    let _ = writeln!(md, "- fjord-client end to end: `{}`", e2e.0);
+    splice_report(
+        ws,
+        CLIENTS_BEGIN,
+        CLIENTS_END,
+        "fjord-client against librdkafka (cargo xtask bench clients)",
+        &md,
+    )
+}
+
+fn write_report(ws: &Workspace, rows: &[Row], latencies: &[Latency]) -> Result<(), String> {
+    let mut md = String::new();
+    let _ = writeln!(md, "{}", provenance("cargo xtask bench"));
     let _ = writeln!(md, "Load generator: librdkafka 2.12.1 `rdkafka_performance` (from the `rdkafka-sys` {RDKAFKA_SYS} crate), one partition, broker release build, data on disk (ext4).\n");
     let _ = writeln!(
         md,
@@ -639,28 +775,6 @@ fn write_report(
             .collect();
         let _ = writeln!(md, "| {} | {} | {} |", l.name, l.samples, p.join(" | "));
     }
-    let _ = writeln!(
-        md,
-        "\nfjord-client (`fjord perf`) against librdkafka (`rdkafka_performance`), same broker, same run, one partition, linger.ms=5, batch.size=1000000; ratio = fjord-client / librdkafka:\n"
-    );
-    let _ = writeln!(
-        md,
-        "| run | fjord-client records/s | MB/s | librdkafka records/s | MB/s | ratio |"
-    );
-    let _ = writeln!(md, "|---|---:|---:|---:|---:|---:|");
-    for c in comparisons {
-        let _ = writeln!(
-            md,
-            "| {} | {:.0} | {:.1} | {:.0} | {:.1} | {:.2} |",
-            c.name,
-            c.fjord.records_per_s,
-            c.fjord.mb_per_s,
-            c.librdkafka.records_per_s,
-            c.librdkafka.mb_per_s,
-            c.fjord.records_per_s / c.librdkafka.records_per_s
-        );
-    }
-    let _ = writeln!(md, "\nfjord-client end to end: {}\n", e2e.1);
     let _ = writeln!(md, "\nCommands (`$BROKER` is the broker's address):\n");
     for r in rows {
         let _ = writeln!(md, "- {}: `{}`", r.name, r.command);
@@ -668,29 +782,7 @@ fn write_report(
     for l in latencies {
         let _ = writeln!(md, "- {}: `{}`", l.name, l.command);
     }
-    for c in comparisons {
-        let _ = writeln!(
-            md,
-            "- {}: `{}` and `{}`",
-            c.name, c.fjord.command, c.librdkafka.command
-        );
-    }
-    let _ = writeln!(md, "- fjord-client end to end: `{}`", e2e.0);
-    let _ = writeln!(md, "{END}");
-    let path = ws.root.join("docs/benchmarks.md");
-    let current = std::fs::read_to_string(&path).unwrap_or_default();
-    let updated = match (current.find(BEGIN), current.find(END)) {
-        (Some(b), Some(e)) if e > b => format!(
-            "{}{}{}",
-            &current[..b],
-            md.trim_end(),
-            &current[e + END.len()..]
-        ),
-        _ => format!("{current}\n## End-to-end (cargo xtask bench)\n\n{md}"),
-    };
-    std::fs::write(&path, updated).map_err(|e| e.to_string())?;
-    println!("wrote {}", path.display());
-    Ok(())
+    splice_report(ws, BEGIN, END, "End-to-end (cargo xtask bench)", &md)
 }
 
 #[cfg(test)]
