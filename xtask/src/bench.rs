@@ -328,6 +328,25 @@ struct Measured {
     command: String,
     records_per_s: f64,
     mb_per_s: f64,
+    /// The client process's CPU (user + system) per million records.
+    cpu_per_million: f64,
+}
+
+/// CPU seconds (user + system) used by this process's finished, waited-for children
+/// (`cutime` and `cstime` of /proc/self/stat). Unlike records/s, it hardly moves when other
+/// work competes for the cores, so it compares the clients' efficiency on a busy machine.
+fn children_cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let rest = stat.rsplit_once(") ").map(|(_, r)| r).unwrap_or("");
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // cutime and cstime are fields 16 and 17 of /proc/PID/stat (13 and 14 after the name).
+    (ticks(13) + ticks(14)) / clock_ticks()
 }
 
 /// `fjord perf produce`: "N records sent, X records/sec (Y MB/sec), ..."; `fjord perf consume`:
@@ -378,9 +397,11 @@ fn compare(
             .replace(&broker.address, "$BROKER")
             .replace(&program.display().to_string(), shown_name);
         println!("$ {shown}");
+        let cpu_before = children_cpu_seconds();
         let out = cmd
             .output()
             .map_err(|e| format!("could not start `{shown}`: {e}"))?;
+        let cpu = children_cpu_seconds() - cpu_before;
         let output = String::from_utf8_lossy(&out.stdout).into_owned();
         if !out.status.success() {
             return Err(format!(
@@ -400,6 +421,7 @@ fn compare(
             command: shown,
             records_per_s,
             mb_per_s: records_per_s * record_size as f64 / 1e6,
+            cpu_per_million: cpu / (count as f64 / 1e6),
         })
     };
     let (mut fjord_runs, mut librdkafka_runs) = (Vec::new(), Vec::new());
@@ -413,22 +435,29 @@ fn compare(
             }
         }
     }
+    // The median run by records/s, carrying the median CPU of all runs.
     let median = |mut runs: Vec<Measured>| {
+        let mut cpus: Vec<f64> = runs.iter().map(|r| r.cpu_per_million).collect();
+        cpus.sort_by(f64::total_cmp);
         runs.sort_by(|a, b| a.records_per_s.total_cmp(&b.records_per_s));
         let rates: Vec<String> = runs
             .iter()
             .map(|r| format!("{:.0}", r.records_per_s))
             .collect();
         let middle = runs.len() / 2;
-        (runs.swap_remove(middle), rates.join(", "))
+        let mut run = runs.swap_remove(middle);
+        run.cpu_per_million = cpus[cpus.len() / 2];
+        (run, rates.join(", "))
     };
     let (fjord, fjord_rates) = median(fjord_runs);
     let (librdkafka, librdkafka_rates) = median(librdkafka_runs);
     println!("  {name}: fjord-client runs {fjord_rates}; librdkafka runs {librdkafka_rates}");
     println!(
-        "  {name}: median fjord-client {:.0} records/s, librdkafka {:.0} records/s, ratio {:.2}",
+        "  {name}: median fjord-client {:.0} records/s ({:.2} CPU s/M), librdkafka {:.0} records/s ({:.2} CPU s/M), ratio {:.2}",
         fjord.records_per_s,
+        fjord.cpu_per_million,
         librdkafka.records_per_s,
+        librdkafka.cpu_per_million,
         fjord.records_per_s / librdkafka.records_per_s
     );
     Ok(Comparison {
@@ -543,6 +572,17 @@ fn client_comparisons(
                     size,
                 )?);
             }
+            // Free the memory (tmpfs) these runs wrote before the next ones.
+            for topic in [&ft, &rt] {
+                util::output(Command::new(fjord).args([
+                    "topics",
+                    "delete",
+                    "--bootstrap-server",
+                    &broker.address,
+                    "--topic",
+                    topic,
+                ]))?;
+            }
         }
     }
     Ok(out)
@@ -556,15 +596,12 @@ pub(crate) fn run(ws: &Workspace, part: Part) -> Result<(), String> {
     )?;
     let fjord = ws.target_dir.join("release/fjord");
     let tool = rdkafka_performance(ws)?;
+    if part == Part::Clients {
+        return clients_part(ws, &fjord, &tool);
+    }
     let data = ws.target_dir.join("bench").join("data");
     let _ = std::fs::remove_dir_all(&data);
     let broker = start_broker(&fjord, &data)?;
-    if part == Part::Clients {
-        let comparisons = client_comparisons(&fjord, &tool, &broker)?;
-        let e2e = fjord_e2e(&fjord, &broker, "e2e-fjord")?;
-        drop(broker);
-        return write_clients_report(ws, &comparisons, &e2e);
-    }
     let mut rows = Vec::new();
     // rdkafka_performance sets linger.ms=1000 for itself; `-X linger.ms=5` restores the
     // librdkafka default so these are "client defaults" runs.
@@ -647,11 +684,32 @@ pub(crate) fn run(ws: &Workspace, part: Part) -> Result<(), String> {
             "0",
         )?,
     ];
-    let comparisons = client_comparisons(&fjord, &tool, &broker)?;
-    let e2e = fjord_e2e(&fjord, &broker, "e2e-fjord")?;
     drop(broker);
     write_report(ws, &rows, &latencies)?;
-    write_clients_report(ws, &comparisons, &e2e)
+    clients_part(ws, &fjord, &tool)
+}
+
+/// The client comparison, against a broker of its own whose data lives in memory (tmpfs)
+/// where there is one: at several hundred MB/s the page cache's writeback to this machine's
+/// virtual disk throttles whichever client happens to be producing, by a factor of up to
+/// four from run to run, which would compare the disk's moods instead of the clients.
+fn clients_part(ws: &Workspace, fjord: &Path, tool: &Path) -> Result<(), String> {
+    let shm = Path::new("/dev/shm");
+    let data = if shm.is_dir() {
+        shm.join(format!("fjord-bench-{}", std::process::id()))
+    } else {
+        ws.target_dir.join("bench").join("clients-data")
+    };
+    let _ = std::fs::remove_dir_all(&data);
+    let broker = start_broker(fjord, &data)?;
+    let result = client_comparisons(fjord, tool, &broker)
+        .and_then(|c| Ok((c, fjord_e2e(fjord, &broker, "e2e-fjord")?)));
+    drop(broker);
+    let _ = std::fs::remove_dir_all(&data);
+    let _ = std::fs::remove_file(data.with_extension("log"));
+    let (comparisons, e2e) = result?;
+    let in_memory = data.starts_with(shm);
+    write_clients_report(ws, &comparisons, &e2e, in_memory)
 }
 
 /// "Generated by ... on <date> (<cores>, <uname>)."
@@ -696,27 +754,35 @@ fn write_clients_report(
     ws: &Workspace,
     comparisons: &[Comparison],
     e2e: &(String, String),
+    in_memory: bool,
 ) -> Result<(), String> {
     let mut md = String::new();
     let _ = writeln!(md, "{}", provenance("cargo xtask bench clients"));
     let _ = writeln!(
         md,
-        "fjord-client (`fjord perf`) and librdkafka 2.12.1 (`rdkafka_performance`) against the same release broker in the same run, each run three times per client (interleaved A B B A A B) with the median shown, each client on its own one-partition topic; both with linger.ms=5 and batch.size=1000000 (librdkafka's default batch size; fjord-client's default is Java's 16384). Ratio = fjord-client / librdkafka.\n"
+        "fjord-client (`fjord perf`) and librdkafka 2.12.1 (`rdkafka_performance`) against the same release broker ({}) in the same run, each run three times per client (interleaved A B B A A B) with the median shown, each client on its own one-partition topic; both with linger.ms=5 and batch.size=1000000 (librdkafka's default batch size; fjord-client's default is Java's 16384). Ratio = fjord-client / librdkafka.\n",
+        if in_memory {
+            "data on tmpfs, so the clients and not the disk are measured"
+        } else {
+            "data on disk: no tmpfs found"
+        }
     );
     let _ = writeln!(
         md,
-        "| run | fjord-client records/s | MB/s | librdkafka records/s | MB/s | ratio |"
+        "| run | fjord-client records/s | MB/s | client CPU s per M | librdkafka records/s | MB/s | client CPU s per M | ratio (records/s) |"
     );
-    let _ = writeln!(md, "|---|---:|---:|---:|---:|---:|");
+    let _ = writeln!(md, "|---|---:|---:|---:|---:|---:|---:|---:|");
     for c in comparisons {
         let _ = writeln!(
             md,
-            "| {} | {:.0} | {:.1} | {:.0} | {:.1} | {:.2} |",
+            "| {} | {:.0} | {:.1} | {:.2} | {:.0} | {:.1} | {:.2} | {:.2} |",
             c.name,
             c.fjord.records_per_s,
             c.fjord.mb_per_s,
+            c.fjord.cpu_per_million,
             c.librdkafka.records_per_s,
             c.librdkafka.mb_per_s,
+            c.librdkafka.cpu_per_million,
             c.fjord.records_per_s / c.librdkafka.records_per_s
         );
     }
