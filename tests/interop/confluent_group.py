@@ -131,6 +131,7 @@ def run_member(args):
             time.sleep(args.delay)
     consumer.close()
     write("X closed")
+    ok(f"member {args.name} closed")
 
 
 # ---------------------------------------------------------------------------------------------

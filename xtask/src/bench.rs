@@ -6,6 +6,10 @@
 //! million records, end-to-end latency percentiles) are printed and written into
 //! `docs/benchmarks.md` between the `bench:begin`/`bench:end` markers, with the commands that
 //! produced them.
+//!
+//! A second part runs `fjord perf produce|consume|e2e` (fjord-client) beside
+//! `rdkafka_performance` against the same broker in the same run, with the same record size,
+//! acks, linger and batch size, and reports both and their ratio.
 
 use crate::util::{self, cargo, Workspace};
 use std::fmt::Write as _;
@@ -17,6 +21,17 @@ use std::time::{Duration, Instant};
 const RDKAFKA_SYS: &str = "4.10.0";
 const BEGIN: &str = "<!-- bench:begin -->";
 const END: &str = "<!-- bench:end -->";
+const CLIENTS_BEGIN: &str = "<!-- bench:clients:begin -->";
+const CLIENTS_END: &str = "<!-- bench:clients:end -->";
+
+/// Which runs `cargo xtask bench` makes.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Part {
+    /// The broker under librdkafka's load, then fjord-client against librdkafka.
+    All,
+    /// Only fjord-client against librdkafka (`cargo xtask bench clients`).
+    Clients,
+}
 
 struct Broker {
     child: Child,
@@ -302,7 +317,278 @@ fn latency(
     })
 }
 
-pub(crate) fn run(ws: &Workspace) -> Result<(), String> {
+/// One fjord-client vs librdkafka comparison: the same load through both clients.
+struct Comparison {
+    name: String,
+    fjord: Measured,
+    librdkafka: Measured,
+}
+
+struct Measured {
+    command: String,
+    records_per_s: f64,
+    mb_per_s: f64,
+    /// The client process's CPU (user + system) per million records.
+    cpu_per_million: f64,
+}
+
+/// CPU seconds (user + system) used by this process's finished, waited-for children
+/// (`cutime` and `cstime` of /proc/self/stat). Unlike records/s, it hardly moves when other
+/// work competes for the cores, so it compares the clients' efficiency on a busy machine.
+fn children_cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let rest = stat.rsplit_once(") ").map(|(_, r)| r).unwrap_or("");
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // cutime and cstime are fields 16 and 17 of /proc/PID/stat (13 and 14 after the name).
+    (ticks(13) + ticks(14)) / clock_ticks()
+}
+
+/// `fjord perf produce`: "N records sent, X records/sec (Y MB/sec), ..."; `fjord perf consume`:
+/// a CSV header and "MB, MB.sec, nMsg, nMsg.sec, elapsed". Returns records/s.
+fn parse_fjord_rate(output: &str) -> Option<f64> {
+    if let Some(line) = output.lines().find(|l| l.contains(" records sent, ")) {
+        let after = line.split(" records sent, ").nth(1)?;
+        return after.split(" records/sec").next()?.trim().parse().ok();
+    }
+    let line = output
+        .lines()
+        .skip_while(|l| !l.starts_with("data.consumed.in.MB"))
+        .nth(1)?;
+    line.split(',').nth(3)?.trim().parse().ok()
+}
+
+/// How many times each side of a comparison runs; the median counts.
+const ROUNDS: usize = 3;
+
+/// The same load through `fjord perf` and through `rdkafka_performance`, [`ROUNDS`] times each
+/// in the order A B B A A B (so that drift in the machine's load hits both sides alike), each
+/// client on its own topic; the median run of each side is reported. Consume runs read a topic
+/// that a producer run wrote.
+#[allow(clippy::too_many_arguments)]
+fn compare(
+    fjord: &Path,
+    tool: &Path,
+    broker: &Broker,
+    name: &str,
+    fjord_args: &[&str],
+    rdkafka_args: &[&str],
+    count: u64,
+    record_size: u64,
+) -> Result<Comparison, String> {
+    let measure = |program: &Path, args: &[&str], shown_name: &str, is_fjord: bool| {
+        let mut cmd = Command::new(program);
+        if is_fjord {
+            cmd.args(args)
+                .args(["--bootstrap-server", &broker.address])
+                .args(["--num-records", &count.to_string()])
+                .env("FJORD_LOG", "warn");
+        } else {
+            cmd.args(["-b", &broker.address])
+                .args(args)
+                .args(["-c", &count.to_string()]);
+        }
+        let shown = util::display(&cmd)
+            .replace(&broker.address, "$BROKER")
+            .replace(&program.display().to_string(), shown_name);
+        println!("$ {shown}");
+        let cpu_before = children_cpu_seconds();
+        let out = cmd
+            .output()
+            .map_err(|e| format!("could not start `{shown}`: {e}"))?;
+        let cpu = children_cpu_seconds() - cpu_before;
+        let output = String::from_utf8_lossy(&out.stdout).into_owned();
+        if !out.status.success() {
+            return Err(format!(
+                "`{shown}` failed ({}):\n{}\n{}",
+                out.status,
+                output.lines().rev().take(20).collect::<Vec<_>>().join("\n"),
+                String::from_utf8_lossy(&out.stderr).trim()
+            ));
+        }
+        let records_per_s = if is_fjord {
+            parse_fjord_rate(&output)
+        } else {
+            parse_rate(&output).map(|(r, _)| r)
+        }
+        .ok_or_else(|| format!("no rate in the output of {shown}:\n{output}"))?;
+        Ok::<_, String>(Measured {
+            command: shown,
+            records_per_s,
+            mb_per_s: records_per_s * record_size as f64 / 1e6,
+            cpu_per_million: cpu / (count as f64 / 1e6),
+        })
+    };
+    let (mut fjord_runs, mut librdkafka_runs) = (Vec::new(), Vec::new());
+    for round in 0..ROUNDS {
+        let fjord_first = round % 2 == 0;
+        for fjord_turn in [fjord_first, !fjord_first] {
+            if fjord_turn {
+                fjord_runs.push(measure(fjord, fjord_args, "fjord", true)?);
+            } else {
+                librdkafka_runs.push(measure(tool, rdkafka_args, "rdkafka_performance", false)?);
+            }
+        }
+    }
+    // The median run by records/s, carrying the median CPU of all runs.
+    let median = |mut runs: Vec<Measured>| {
+        let mut cpus: Vec<f64> = runs.iter().map(|r| r.cpu_per_million).collect();
+        cpus.sort_by(f64::total_cmp);
+        runs.sort_by(|a, b| a.records_per_s.total_cmp(&b.records_per_s));
+        let rates: Vec<String> = runs
+            .iter()
+            .map(|r| format!("{:.0}", r.records_per_s))
+            .collect();
+        let middle = runs.len() / 2;
+        let mut run = runs.swap_remove(middle);
+        run.cpu_per_million = cpus[cpus.len() / 2];
+        (run, rates.join(", "))
+    };
+    let (fjord, fjord_rates) = median(fjord_runs);
+    let (librdkafka, librdkafka_rates) = median(librdkafka_runs);
+    println!("  {name}: fjord-client runs {fjord_rates}; librdkafka runs {librdkafka_rates}");
+    println!(
+        "  {name}: median fjord-client {:.0} records/s ({:.2} CPU s/M), librdkafka {:.0} records/s ({:.2} CPU s/M), ratio {:.2}",
+        fjord.records_per_s,
+        fjord.cpu_per_million,
+        librdkafka.records_per_s,
+        librdkafka.cpu_per_million,
+        fjord.records_per_s / librdkafka.records_per_s
+    );
+    Ok(Comparison {
+        name: name.to_string(),
+        fjord,
+        librdkafka,
+    })
+}
+
+/// `fjord perf e2e` at a fixed rate: its summary line.
+fn fjord_e2e(fjord: &Path, broker: &Broker, topic: &str) -> Result<(String, String), String> {
+    util::run(Command::new(fjord).args([
+        "topics",
+        "create",
+        "--bootstrap-server",
+        &broker.address,
+        "--topic",
+        topic,
+    ]))?;
+    let mut cmd = Command::new(fjord);
+    cmd.args(["perf", "e2e", "--topic", topic, "--num-records", "10000"])
+        .args(["--record-size", "100", "--throughput", "1000"])
+        .args(["--bootstrap-server", &broker.address])
+        .env("FJORD_LOG", "warn");
+    let shown = util::display(&cmd)
+        .replace(&broker.address, "$BROKER")
+        .replace(&fjord.display().to_string(), "fjord");
+    println!("$ {shown}");
+    let output = util::output(&mut cmd)?;
+    let line = output
+        .lines()
+        .find(|l| l.contains("records end to end"))
+        .ok_or_else(|| format!("no summary from fjord perf e2e:\n{output}"))?;
+    println!("  {line}");
+    Ok((shown, line.to_string()))
+}
+
+/// fjord-client against librdkafka, same broker, same settings: linger.ms=5 (both clients'
+/// default) and batch.size=1000000 (librdkafka's default; the Java client's and fjord-client's
+/// default is 16384, which caps 1 KB records at 16 per batch).
+fn client_comparisons(
+    fjord: &Path,
+    tool: &Path,
+    broker: &Broker,
+) -> Result<Vec<Comparison>, String> {
+    let mut out = Vec::new();
+    for (size, count) in [(100u64, 2_000_000u64), (1024, 500_000)] {
+        for acks in ["1", "all"] {
+            let label = if size == 100 { "100 B" } else { "1 KB" };
+            let (ft, rt) = (
+                format!("cmp-fjord-{size}-{acks}"),
+                format!("cmp-rdkafka-{size}-{acks}"),
+            );
+            for topic in [&ft, &rt] {
+                util::output(Command::new(fjord).args([
+                    "topics",
+                    "create",
+                    "--bootstrap-server",
+                    &broker.address,
+                    "--topic",
+                    topic,
+                ]))?;
+            }
+            let size_s = size.to_string();
+            let rd_acks = if acks == "all" { "-1" } else { "1" };
+            out.push(compare(
+                fjord,
+                tool,
+                broker,
+                &format!("produce {label}, acks={acks}"),
+                &[
+                    "perf",
+                    "produce",
+                    "--topic",
+                    &ft,
+                    "--record-size",
+                    &size_s,
+                    "--acks",
+                    acks,
+                    "--producer-props",
+                    "linger.ms=5",
+                    "batch.size=1000000",
+                ],
+                &[
+                    "-P",
+                    "-t",
+                    &rt,
+                    "-p",
+                    "0",
+                    "-s",
+                    &size_s,
+                    "-a",
+                    rd_acks,
+                    "-X",
+                    "linger.ms=5",
+                    "-X",
+                    "batch.size=1000000",
+                ],
+                count,
+                size,
+            )?);
+            if acks == "all" {
+                // Both consumers read the same topic, one librdkafka wrote.
+                out.push(compare(
+                    fjord,
+                    tool,
+                    broker,
+                    &format!("consume {label}"),
+                    &["perf", "consume", "--topic", &rt],
+                    &["-C", "-t", &rt, "-p", "0", "-o", "beginning"],
+                    count,
+                    size,
+                )?);
+            }
+            // Free the memory (tmpfs) these runs wrote before the next ones.
+            for topic in [&ft, &rt] {
+                util::output(Command::new(fjord).args([
+                    "topics",
+                    "delete",
+                    "--bootstrap-server",
+                    &broker.address,
+                    "--topic",
+                    topic,
+                ]))?;
+            }
+        }
+    }
+    Ok(out)
+}
+
+pub(crate) fn run(ws: &Workspace, part: Part) -> Result<(), String> {
     util::run(
         Command::new(cargo())
             .args(["build", "--release", "-p", "fjord-cli"])
@@ -310,6 +596,9 @@ pub(crate) fn run(ws: &Workspace) -> Result<(), String> {
     )?;
     let fjord = ws.target_dir.join("release/fjord");
     let tool = rdkafka_performance(ws)?;
+    if part == Part::Clients {
+        return clients_part(ws, &fjord, &tool);
+    }
     let data = ws.target_dir.join("bench").join("data");
     let _ = std::fs::remove_dir_all(&data);
     let broker = start_broker(&fjord, &data)?;
@@ -396,24 +685,133 @@ pub(crate) fn run(ws: &Workspace) -> Result<(), String> {
         )?,
     ];
     drop(broker);
-    write_report(ws, &rows, &latencies)
+    write_report(ws, &rows, &latencies)?;
+    clients_part(ws, &fjord, &tool)
 }
 
-fn write_report(ws: &Workspace, rows: &[Row], latencies: &[Latency]) -> Result<(), String> {
+/// The client comparison, against a broker of its own whose data lives in memory (tmpfs)
+/// where there is one: at several hundred MB/s the page cache's writeback to this machine's
+/// virtual disk throttles whichever client happens to be producing, by a factor of up to
+/// four from run to run, which would compare the disk's moods instead of the clients.
+fn clients_part(ws: &Workspace, fjord: &Path, tool: &Path) -> Result<(), String> {
+    let shm = Path::new("/dev/shm");
+    let data = if shm.is_dir() {
+        shm.join(format!("fjord-bench-{}", std::process::id()))
+    } else {
+        ws.target_dir.join("bench").join("clients-data")
+    };
+    let _ = std::fs::remove_dir_all(&data);
+    let broker = start_broker(fjord, &data)?;
+    let result = client_comparisons(fjord, tool, &broker)
+        .and_then(|c| Ok((c, fjord_e2e(fjord, &broker, "e2e-fjord")?)));
+    drop(broker);
+    let _ = std::fs::remove_dir_all(&data);
+    let _ = std::fs::remove_file(data.with_extension("log"));
+    let (comparisons, e2e) = result?;
+    let in_memory = data.starts_with(shm);
+    write_clients_report(ws, &comparisons, &e2e, in_memory)
+}
+
+/// "Generated by ... on <date> (<cores>, <uname>)."
+fn provenance(command: &str) -> String {
     let uname = util::output(Command::new("uname").args(["-srm"])).unwrap_or_default();
     let cores = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(0);
     let date =
         util::output(Command::new("date").args(["-u", "+%Y-%m-%d %H:%M UTC"])).unwrap_or_default();
-    let mut md = String::new();
-    let _ = writeln!(md, "{BEGIN}");
-    let _ = writeln!(
-        md,
-        "Generated by `cargo xtask bench` on {} ({cores} cores, {}).",
+    format!(
+        "Generated by `{command}` on {} ({cores} cores, {}).",
         date.trim(),
         uname.trim()
+    )
+}
+
+/// Replaces the text between `begin` and `end` in docs/benchmarks.md (appending the section
+/// under `heading` when the markers are missing).
+fn splice_report(
+    ws: &Workspace,
+    begin: &str,
+    end: &str,
+    heading: &str,
+    body: &str,
+) -> Result<(), String> {
+    let section = format!("{begin}\n{}\n{end}", body.trim_end());
+    let path = ws.root.join("docs/benchmarks.md");
+    let current = std::fs::read_to_string(&path).unwrap_or_default();
+    let updated = match (current.find(begin), current.find(end)) {
+        (Some(b), Some(e)) if e > b => {
+            format!("{}{section}{}", &current[..b], &current[e + end.len()..])
+        }
+        _ => format!("{}\n\n## {heading}\n\n{section}\n", current.trim_end()),
+    };
+    std::fs::write(&path, updated).map_err(|e| e.to_string())?;
+    println!("wrote {}", path.display());
+    Ok(())
+}
+
+fn write_clients_report(
+    ws: &Workspace,
+    comparisons: &[Comparison],
+    e2e: &(String, String),
+    in_memory: bool,
+) -> Result<(), String> {
+    let mut md = String::new();
+    let _ = writeln!(md, "{}", provenance("cargo xtask bench clients"));
+    let _ = writeln!(
+        md,
+        "fjord-client (`fjord perf`) and librdkafka 2.12.1 (`rdkafka_performance`) against the same release broker ({}) in the same run, each run three times per client (interleaved A B B A A B) with the median shown, each client on its own one-partition topic; both with linger.ms=5 and batch.size=1000000 (librdkafka's default batch size; fjord-client's default is Java's 16384). Ratio = fjord-client / librdkafka.\n",
+        if in_memory {
+            "data on tmpfs, so the clients and not the disk are measured"
+        } else {
+            "data on disk: no tmpfs found"
+        }
     );
+    let _ = writeln!(
+        md,
+        "| run | fjord-client records/s | MB/s | client CPU s per M | librdkafka records/s | MB/s | client CPU s per M | ratio (records/s) |"
+    );
+    let _ = writeln!(md, "|---|---:|---:|---:|---:|---:|---:|---:|");
+    for c in comparisons {
+        let _ = writeln!(
+            md,
+            "| {} | {:.0} | {:.1} | {:.2} | {:.0} | {:.1} | {:.2} | {:.2} |",
+            c.name,
+            c.fjord.records_per_s,
+            c.fjord.mb_per_s,
+            c.fjord.cpu_per_million,
+            c.librdkafka.records_per_s,
+            c.librdkafka.mb_per_s,
+            c.librdkafka.cpu_per_million,
+            c.fjord.records_per_s / c.librdkafka.records_per_s
+        );
+    }
+    let _ = writeln!(
+        md,
+        "\nfjord-client end to end (`fjord perf e2e`, acks=all, client defaults): {}\n",
+        e2e.1
+    );
+    let _ = writeln!(md, "Commands (`$BROKER` is the broker's address):\n");
+    for c in comparisons {
+        let _ = writeln!(
+            md,
+            "- {}: `{}` and `{}`",
+            c.name, c.fjord.command, c.librdkafka.command
+        );
+    }
+    let _ = writeln!(md, "- fjord-client end to end: `{}`", e2e.0);
+    splice_report(
+        ws,
+        CLIENTS_BEGIN,
+        CLIENTS_END,
+        "fjord-client against librdkafka (cargo xtask bench clients)",
+        &md,
+    )
+}
+
+fn write_report(ws: &Workspace, rows: &[Row], latencies: &[Latency]) -> Result<(), String> {
+    let mut md = String::new();
+    let _ = writeln!(md, "{}", provenance("cargo xtask bench"));
     let _ = writeln!(md, "Load generator: librdkafka 2.12.1 `rdkafka_performance` (from the `rdkafka-sys` {RDKAFKA_SYS} crate), one partition, broker release build, data on disk (ext4).\n");
     let _ = writeln!(
         md,
@@ -450,21 +848,7 @@ fn write_report(ws: &Workspace, rows: &[Row], latencies: &[Latency]) -> Result<(
     for l in latencies {
         let _ = writeln!(md, "- {}: `{}`", l.name, l.command);
     }
-    let _ = writeln!(md, "{END}");
-    let path = ws.root.join("docs/benchmarks.md");
-    let current = std::fs::read_to_string(&path).unwrap_or_default();
-    let updated = match (current.find(BEGIN), current.find(END)) {
-        (Some(b), Some(e)) if e > b => format!(
-            "{}{}{}",
-            &current[..b],
-            md.trim_end(),
-            &current[e + END.len()..]
-        ),
-        _ => format!("{current}\n## End-to-end (cargo xtask bench)\n\n{md}"),
-    };
-    std::fs::write(&path, updated).map_err(|e| e.to_string())?;
-    println!("wrote {}", path.display());
-    Ok(())
+    splice_report(ws, BEGIN, END, "End-to-end (cargo xtask bench)", &md)
 }
 
 #[cfg(test)]
@@ -475,5 +859,14 @@ mod tests {
         assert_eq!(super::parse_rate(p), Some((1366920.0, 136.69)));
         let c = "% 5000000 messages (500000000 bytes) consumed in 1715ms: 2914019 msgs/s (291.40 MB/s)\n% Average application fetch latency: 0us";
         assert_eq!(super::parse_rate(c), Some((2914019.0, 291.40)));
+    }
+
+    #[test]
+    fn parses_fjord_perf_summaries() {
+        let p = "2000000 records sent, 2712345.6 records/sec (258.67 MB/sec), 3.10 ms avg latency, 9.00 ms max latency, 3.00 ms 50th, 5.00 ms 95th, 6.00 ms 99th, 8.00 ms 99.9th.";
+        assert_eq!(super::parse_fjord_rate(p), Some(2712345.6));
+        let c = "data.consumed.in.MB, MB.sec, data.consumed.in.nMsg, nMsg.sec, elapsed.sec\n190.7349, 95.3674, 2000000, 1000000.0000, 2.000";
+        assert_eq!(super::parse_fjord_rate(c), Some(1000000.0));
+        assert_eq!(super::parse_fjord_rate("nothing"), None);
     }
 }

@@ -32,7 +32,8 @@ commands:
   interop [NEXTEST ARGS]  install + only the interop tests against real Kafka clients
   install                 install kcat, the Python venv (confluent-kafka, kafka-python) and KafkaJS
   layers                  check the crate dependency edges of DESIGN.md section 2
-  bench                   end-to-end load runs (rdkafka_performance vs a release broker); updates docs/benchmarks.md
+  bench [clients]         end-to-end load runs (rdkafka_performance vs a release broker, then fjord perf
+                          beside rdkafka_performance); updates docs/benchmarks.md. `clients`: only the latter
   fuzz [SECONDS]          run every cargo-fuzz target for SECONDS (default 60) each, installing cargo-fuzz if needed
 ";
 
@@ -45,7 +46,7 @@ fn main() -> ExitCode {
         Some("interop") => cmd_interop(&rest),
         Some("install") => no_args("install", &rest).and_then(|()| cmd_install()),
         Some("layers") => no_args("layers", &rest).and_then(|()| cmd_layers()),
-        Some("bench") => no_args("bench", &rest).and_then(|()| bench::run(&Workspace::load()?)),
+        Some("bench") => cmd_bench(&rest),
         Some("fuzz") => cmd_fuzz(&rest),
         Some("help" | "-h" | "--help") => {
             print!("{USAGE}");
@@ -96,6 +97,15 @@ fn no_args(command: &str, rest: &[String]) -> Result<(), String> {
     } else {
         Err(format!("`{command}` takes no arguments, got {rest:?}"))
     }
+}
+
+fn cmd_bench(rest: &[String]) -> Result<(), String> {
+    let part = match rest {
+        [] => bench::Part::All,
+        [part] if part == "clients" => bench::Part::Clients,
+        _ => return Err(format!("`bench` takes nothing or `clients`, got {rest:?}")),
+    };
+    bench::run(&Workspace::load()?, part)
 }
 
 fn cmd_layers() -> Result<(), String> {

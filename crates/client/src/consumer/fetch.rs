@@ -91,6 +91,10 @@ pub(crate) struct CompletedFetch {
     check_crcs: bool,
     /// Set once it is validated against the consumer's position.
     pub(crate) started: bool,
+    /// The offset after the last complete batch: where the position will be once this fetch
+    /// is drained, so the next fetch for the partition can be sent before that (None when the
+    /// response holds no complete batch).
+    pub(crate) end_offset: Option<i64>,
 }
 
 impl CompletedFetch {
@@ -110,6 +114,7 @@ impl CompletedFetch {
             .collect();
         // Consumed from the back in first-offset order.
         aborted.sort_by_key(|a| std::cmp::Reverse(a.1));
+        let end_offset = end_of_complete_batches(&data);
         CompletedFetch {
             tp,
             topic,
@@ -124,6 +129,7 @@ impl CompletedFetch {
             aborted_producers: HashSet::new(),
             check_crcs,
             started: false,
+            end_offset,
         }
     }
 
@@ -229,6 +235,22 @@ impl CompletedFetch {
     }
 }
 
+/// The next offset after the last complete batch of `data` (headers only, nothing decoded).
+fn end_of_complete_batches(data: &[u8]) -> Option<i64> {
+    let mut pos = 0;
+    let mut end = None;
+    while pos < data.len() {
+        match BatchHeader::parse(&data[pos..]) {
+            Ok(h) if h.size() <= data.len() - pos => {
+                end = Some(h.next_offset());
+                pos += h.size();
+            }
+            _ => break,
+        }
+    }
+    end
+}
+
 /// Whether a control batch holds an ABORT marker (control record key: version, type 0).
 fn is_abort_marker(batch: &Bytes, check_crcs: bool) -> bool {
     let mut records = Vec::new();
@@ -295,6 +317,19 @@ mod tests {
         assert_eq!(position, 10);
         assert!(f.is_drained());
         assert_eq!(out[0].key.as_deref(), Some(&b"k7"[..]));
+    }
+
+    #[test]
+    fn end_offset_is_after_the_last_complete_batch() {
+        let mut data = batch(10, 3, -1, false);
+        data.extend(batch(13, 4, -1, false));
+        assert_eq!(fetch(data.clone(), 10).end_offset, Some(17));
+        // A partial trailing batch does not count: the next fetch starts at its first offset.
+        let third = batch(17, 2, -1, false);
+        data.extend_from_slice(&third[..third.len() - 3]);
+        assert_eq!(fetch(data, 10).end_offset, Some(17));
+        let only_partial = third[..third.len() - 1].to_vec();
+        assert_eq!(fetch(only_partial, 17).end_offset, None);
     }
 
     #[test]

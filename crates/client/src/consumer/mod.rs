@@ -679,25 +679,34 @@ impl Consumer {
     /// Sends a fetch to every leader that has fetchable partitions and nothing in flight.
     fn send_fetches(&mut self) {
         let md = self.cluster.metadata();
-        let buffered: HashSet<&TopicPartition> = self.buffered.iter().map(|f| &f.tp).collect();
+        // Per partition: how many fetches are buffered and where the last one ends. While one
+        // buffered fetch is being drained, the next one is already requested from where it
+        // ends (one ahead, no more), so `poll` does not wait a round trip after every fetch.
+        let mut buffered: HashMap<&TopicPartition, (usize, Option<i64>)> = HashMap::new();
+        for f in &self.buffered {
+            let entry = buffered.entry(&f.tp).or_insert((0, None));
+            entry.0 += 1;
+            entry.1 = f.end_offset;
+        }
         let mut by_node: BTreeMap<i32, Vec<FetchTarget>> = BTreeMap::new();
         let mut need_metadata = false;
         for (tp, state) in &self.assignment {
             let Some(position) = state.position else {
                 continue;
             };
-            if state.paused
-                || state.reset.is_some()
-                || buffered.contains(tp)
-                || self.tps_in_flight.contains(tp)
-            {
+            if state.paused || state.reset.is_some() || self.tps_in_flight.contains(tp) {
                 continue;
             }
+            let offset = match buffered.get(tp) {
+                None => position,
+                Some(&(1, Some(end))) if end > position => end,
+                Some(_) => continue,
+            };
             match md.leader(&tp.topic, tp.partition) {
                 Some((leader, leader_epoch)) => {
                     by_node.entry(leader).or_default().push(FetchTarget {
                         tp: tp.clone(),
-                        offset: position,
+                        offset,
                         leader_epoch: (leader_epoch >= 0).then_some(leader_epoch),
                     })
                 }
