@@ -260,6 +260,25 @@ async fn end_to_end(
     Ok(())
 }
 
+/// The producer of a perf run: `--acks`, `--compression` and `--producer-props key=value`.
+fn perf_producer(
+    conn: &Connection,
+    acks: &str,
+    compression: &str,
+    props: &[String],
+) -> CliResult<Producer> {
+    let extra = props
+        .iter()
+        .map(|p| parse_key_value(p))
+        .collect::<CliResult<Vec<_>>>()?;
+    Ok(Producer::new(producer_config(
+        &conn.bootstrap_server,
+        acks,
+        compression,
+        &extra,
+    )?)?)
+}
+
 pub(crate) async fn run(cmd: PerfCommand) -> CliResult {
     match cmd {
         PerfCommand::Produce {
@@ -272,16 +291,7 @@ pub(crate) async fn run(cmd: PerfCommand) -> CliResult {
             compression,
             producer_props,
         } => {
-            let extra = producer_props
-                .iter()
-                .map(|p| parse_key_value(p))
-                .collect::<CliResult<Vec<_>>>()?;
-            let producer = Producer::new(producer_config(
-                &conn.bootstrap_server,
-                &acks,
-                &compression,
-                &extra,
-            )?)?;
+            let producer = perf_producer(&conn, &acks, &compression, &producer_props)?;
             // A fixed payload of printable characters, as the Java tool uses.
             let payload: Bytes = (0..record_size)
                 .map(|i| b'A' + (i % 26) as u8)
@@ -425,16 +435,7 @@ pub(crate) async fn run(cmd: PerfCommand) -> CliResult {
             consumer_props,
             timeout_ms,
         } => {
-            let extra = producer_props
-                .iter()
-                .map(|p| parse_key_value(p))
-                .collect::<CliResult<Vec<_>>>()?;
-            let producer = Producer::new(producer_config(
-                &conn.bootstrap_server,
-                &acks,
-                &compression,
-                &extra,
-            )?)?;
+            let producer = perf_producer(&conn, &acks, &compression, &producer_props)?;
             let mut consumer_config = ConsumerConfig::new(conn.bootstrap_server.clone())
                 .auto_offset_reset(OffsetReset::Latest)
                 .enable_auto_commit(false);
