@@ -4,8 +4,10 @@
 //! |---|---|
 //! | `cargo xtask test [NEXTEST ARGS]` | the whole suite, as CI runs it: `layers`, `install`, nextest over the whole workspace *including* the ignored interop tests, doc tests, and every criterion bench once in test mode |
 //! | `cargo xtask interop [NEXTEST ARGS]` | `install`, then only the interop test binaries (`crates/cli/tests/interop*.rs`) |
-//! | `cargo xtask install` | only the installs: kcat (Debian), a Python virtualenv with confluent-kafka and kafka-python, KafkaJS (npm) |
+//! | `cargo xtask install` | only the installs: kcat and PostgreSQL (Debian), a Python virtualenv with confluent-kafka and kafka-python, KafkaJS (npm) |
 //! | `cargo xtask layers` | checks the dependency edges between `fjord-*` crates against DESIGN.md §2 |
+//! | `cargo xtask bench [clients]` | end-to-end load runs against a release broker; `clients`: only fjord-client beside librdkafka |
+//! | `cargo xtask fuzz [SECONDS]` | the fuzz targets in `fuzz/` |
 //!
 //! Every cargo invocation passes `--workspace`, so feature unification is the same for all of them
 //! and nothing is built twice. Extra arguments after `test`/`interop` go to `cargo nextest run`, e.g.
@@ -30,7 +32,7 @@ usage: cargo xtask <command> [args]
 commands:
   test [NEXTEST ARGS]     layers + install + every test (nextest incl. interop, doc tests, benches in test mode)
   interop [NEXTEST ARGS]  install + only the interop tests against real Kafka clients
-  install                 install kcat, the Python venv (confluent-kafka, kafka-python) and KafkaJS
+  install                 install kcat, PostgreSQL, the Python venv (confluent-kafka, kafka-python), KafkaJS
   layers                  check the crate dependency edges of DESIGN.md section 2
   bench [clients]         end-to-end load runs (rdkafka_performance vs a release broker, then fjord perf
                           beside rdkafka_performance); updates docs/benchmarks.md. `clients`: only the latter
