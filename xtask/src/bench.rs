@@ -40,20 +40,25 @@ struct Broker {
 
 impl Broker {
     fn cpu_seconds(&self) -> f64 {
-        let stat =
-            std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap_or_default();
-        // Fields after the command name (which is in parentheses and may contain spaces).
-        let rest = stat.rsplit_once(") ").map(|(_, r)| r).unwrap_or("");
-        let fields: Vec<&str> = rest.split_whitespace().collect();
-        let ticks = |i: usize| {
-            fields
-                .get(i)
-                .and_then(|f| f.parse::<f64>().ok())
-                .unwrap_or(0.0)
-        };
-        // utime and stime are fields 14 and 15 of /proc/PID/stat (11 and 12 after the name).
-        (ticks(11) + ticks(12)) / clock_ticks()
+        // utime and stime: fields 14 and 15 of /proc/PID/stat.
+        proc_stat_seconds(&format!("/proc/{}/stat", self.child.id()), 14)
     }
+}
+
+/// The sum of fields `first` and `first + 1` (1-based, as proc(5) numbers them) of a
+/// /proc/PID/stat file, clock ticks converted to seconds; 0 when unreadable.
+fn proc_stat_seconds(path: &str, first: usize) -> f64 {
+    let stat = std::fs::read_to_string(path).unwrap_or_default();
+    // Fields after the command name (field 2, in parentheses, may contain spaces) start at 3.
+    let rest = stat.rsplit_once(") ").map(|(_, r)| r).unwrap_or("");
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |field: usize| {
+        fields
+            .get(field - 3)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (ticks(first) + ticks(first + 1)) / clock_ticks()
 }
 
 impl Drop for Broker {
@@ -336,17 +341,8 @@ struct Measured {
 /// (`cutime` and `cstime` of /proc/self/stat). Unlike records/s, it hardly moves when other
 /// work competes for the cores, so it compares the clients' efficiency on a busy machine.
 fn children_cpu_seconds() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    let rest = stat.rsplit_once(") ").map(|(_, r)| r).unwrap_or("");
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|f| f.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    // cutime and cstime are fields 16 and 17 of /proc/PID/stat (13 and 14 after the name).
-    (ticks(13) + ticks(14)) / clock_ticks()
+    // cutime and cstime: fields 16 and 17 of /proc/PID/stat.
+    proc_stat_seconds("/proc/self/stat", 16)
 }
 
 /// `fjord perf produce`: "N records sent, X records/sec (Y MB/sec), ..."; `fjord perf consume`:
@@ -859,6 +855,20 @@ mod tests {
         assert_eq!(super::parse_rate(p), Some((1366920.0, 136.69)));
         let c = "% 5000000 messages (500000000 bytes) consumed in 1715ms: 2914019 msgs/s (291.40 MB/s)\n% Average application fetch latency: 0us";
         assert_eq!(super::parse_rate(c), Some((2914019.0, 291.40)));
+    }
+
+    #[test]
+    fn reads_cpu_fields_of_proc_stat_after_a_command_name_with_spaces() {
+        let path = std::env::temp_dir().join(format!("fjord-stat-{}", std::process::id()));
+        // Fields 14-17 (utime, stime, cutime, cstime) hold 100, 50, 30, 20 ticks.
+        let line = "42 (my (odd) name) S 1 2 3 4 5 6 7 8 9 10 100 50 30 20 0 0";
+        std::fs::write(&path, line).unwrap();
+        let ticks = super::clock_ticks();
+        let path = path.to_str().unwrap();
+        assert_eq!(super::proc_stat_seconds(path, 14), 150.0 / ticks);
+        assert_eq!(super::proc_stat_seconds(path, 16), 50.0 / ticks);
+        assert_eq!(super::proc_stat_seconds("/nonexistent/stat", 14), 0.0);
+        let _ = std::fs::remove_file(path);
     }
 
     #[test]
