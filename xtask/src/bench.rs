@@ -463,16 +463,22 @@ fn compare(
     })
 }
 
-/// `fjord perf e2e` at a fixed rate: its summary line.
-fn fjord_e2e(fjord: &Path, broker: &Broker, topic: &str) -> Result<(String, String), String> {
-    util::run(Command::new(fjord).args([
+/// `fjord topics <action> --topic <topic>` (create or delete) against the bench broker.
+fn fjord_topics(fjord: &Path, broker: &Broker, action: &str, topic: &str) -> Result<(), String> {
+    util::output(Command::new(fjord).args([
         "topics",
-        "create",
+        action,
         "--bootstrap-server",
         &broker.address,
         "--topic",
         topic,
-    ]))?;
+    ]))
+    .map(drop)
+}
+
+/// `fjord perf e2e` at a fixed rate: its summary line.
+fn fjord_e2e(fjord: &Path, broker: &Broker, topic: &str) -> Result<(String, String), String> {
+    fjord_topics(fjord, broker, "create", topic)?;
     let mut cmd = Command::new(fjord);
     cmd.args(["perf", "e2e", "--topic", topic, "--num-records", "10000"])
         .args(["--record-size", "100", "--throughput", "1000"])
@@ -508,14 +514,7 @@ fn client_comparisons(
                 format!("cmp-rdkafka-{size}-{acks}"),
             );
             for topic in [&ft, &rt] {
-                util::output(Command::new(fjord).args([
-                    "topics",
-                    "create",
-                    "--bootstrap-server",
-                    &broker.address,
-                    "--topic",
-                    topic,
-                ]))?;
+                fjord_topics(fjord, broker, "create", topic)?;
             }
             let size_s = size.to_string();
             let rd_acks = if acks == "all" { "-1" } else { "1" };
@@ -570,14 +569,7 @@ fn client_comparisons(
             }
             // Free the memory (tmpfs) these runs wrote before the next ones.
             for topic in [&ft, &rt] {
-                util::output(Command::new(fjord).args([
-                    "topics",
-                    "delete",
-                    "--bootstrap-server",
-                    &broker.address,
-                    "--topic",
-                    topic,
-                ]))?;
+                fjord_topics(fjord, broker, "delete", topic)?;
             }
         }
     }
