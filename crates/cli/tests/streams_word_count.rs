@@ -232,19 +232,28 @@ async fn word_count_is_exact_with_one_instance() -> TestResult {
     Ok(())
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_instances_share_the_tasks_and_count_exactly() -> TestResult {
-    let broker = TestBroker::start().await?;
+/// Input topic `lines<n>`, and two word-count instances of application `wc<n>` (writing to
+/// `out-lines<n>`) started and each owning some of the tasks. The directories hold their state.
+async fn two_instances(
+    broker: &TestBroker,
+    n: &str,
+    session_timeout_ms: u32,
+) -> Result<(KafkaStreams, KafkaStreams, [tempfile::TempDir; 2]), TestError> {
     let admin = Admin::new(AdminConfig::new(broker.bootstrap()))?;
-    create_input(&admin, "lines2").await?;
-    let (d1, d2) = (tempfile::tempdir()?, tempfile::tempdir()?);
+    let (input, output, app) = (
+        format!("lines{n}"),
+        format!("out-lines{n}"),
+        format!("wc{n}"),
+    );
+    create_input(&admin, &input).await?;
+    let dirs = [tempfile::tempdir()?, tempfile::tempdir()?];
     let mut a = KafkaStreams::new(
-        word_count("lines2", "out-lines2")?,
-        config(&broker, "wc2", &d1, 30_000)?,
+        word_count(&input, &output)?,
+        config(broker, &app, &dirs[0], session_timeout_ms)?,
     );
     let mut b = KafkaStreams::new(
-        word_count("lines2", "out-lines2")?,
-        config(&broker, "wc2", &d2, 30_000)?,
+        word_count(&input, &output)?,
+        config(broker, &app, &dirs[1], session_timeout_ms)?,
     );
     a.start().await?;
     b.start().await?;
@@ -254,6 +263,13 @@ async fn two_instances_share_the_tasks_and_count_exactly() -> TestResult {
             && a.tasks().len() + b.tasks().len() == PARTITIONS as usize
     })
     .await?;
+    Ok((a, b, dirs))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_share_the_tasks_and_count_exactly() -> TestResult {
+    let broker = TestBroker::start().await?;
+    let (a, b, _dirs) = two_instances(&broker, "2", 30_000).await?;
 
     let (input, expected) = lines(0, 150);
     produce(&broker, "lines2", 0, &input).await?;
@@ -272,25 +288,7 @@ async fn two_instances_share_the_tasks_and_count_exactly() -> TestResult {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_instance_hands_its_tasks_over_with_restored_state() -> TestResult {
     let broker = TestBroker::start().await?;
-    let admin = Admin::new(AdminConfig::new(broker.bootstrap()))?;
-    create_input(&admin, "lines3").await?;
-    let (d1, d2) = (tempfile::tempdir()?, tempfile::tempdir()?);
-    let mut a = KafkaStreams::new(
-        word_count("lines3", "out-lines3")?,
-        config(&broker, "wc3", &d1, 6_000)?,
-    );
-    let mut b = KafkaStreams::new(
-        word_count("lines3", "out-lines3")?,
-        config(&broker, "wc3", &d2, 6_000)?,
-    );
-    a.start().await?;
-    b.start().await?;
-    wait_for("both instances to own tasks", || {
-        !a.tasks().is_empty()
-            && !b.tasks().is_empty()
-            && a.tasks().len() + b.tasks().len() == PARTITIONS as usize
-    })
-    .await?;
+    let (a, b, _dirs) = two_instances(&broker, "3", 6_000).await?;
 
     let (first, first_counts) = lines(0, 150);
     produce(&broker, "lines3", 0, &first).await?;
