@@ -82,6 +82,9 @@ async fn serve_connection(
                 if tx.send(response).await.is_err() {
                     break None;
                 }
+                // Let the writer send it now: woken from here it waits in this worker's LIFO
+                // slot, which no other worker may take, until this task yields.
+                tokio::task::yield_now().await;
             }
             Ok(None) => {}
             Err(reason) => break Some(reason),
