@@ -10,6 +10,7 @@ use fjord_client::{
     Acks, Admin, AdminConfig, ClientError, Compression, ErrorCode, NewTopic, Producer,
     ProducerConfig, ProducerRecord,
 };
+use std::sync::Arc;
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -31,9 +32,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             .compression(Compression::Lz4)
             .linger_ms(5),
     )?;
+    // Records share the topic's name: cloning an `Arc<str>` copies no bytes.
+    let topic: Arc<str> = topic.into();
     let mut deliveries = Vec::new();
     for i in 0..count {
-        let record = ProducerRecord::new(&topic)
+        let record = ProducerRecord::new(topic.clone())
             .key(format!("user-{}", i % 4))
             .value(format!("{{\"event\": {i}}}"))
             .header("source", "fjord-client example");

@@ -14,6 +14,7 @@ use std::collections::VecDeque;
 use std::future::Future;
 use std::io::IsTerminal;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
@@ -292,6 +293,8 @@ pub(crate) async fn run(cmd: PerfCommand) -> CliResult {
             producer_props,
         } => {
             let producer = perf_producer(&conn, &acks, &compression, &producer_props)?;
+            // Shared by every record (a clone copies no bytes).
+            let topic: Arc<str> = topic.into();
             // A fixed payload of printable characters, as the Java tool uses.
             let payload: Bytes = (0..record_size)
                 .map(|i| b'A' + (i % 26) as u8)

@@ -67,7 +67,7 @@ async fn produce_and_consume_a_few_records() -> TestResult {
     let mut placed = Vec::new();
     for d in deliveries {
         let md = d.await?;
-        assert_eq!(md.topic, "smoke");
+        assert_eq!(&*md.topic, "smoke");
         assert!(md.offset >= 0);
         placed.push(md);
     }

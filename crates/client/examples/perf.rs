@@ -106,7 +106,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let producer = Producer::new(config)?;
     let value = Bytes::from(vec![b'x'; args.size]);
     producer
-        .send(ProducerRecord::new(&args.topic).value(value.clone()))
+        .send(ProducerRecord::new(args.topic.as_str()).value(value.clone()))
         .await?
         .await?;
     let start = Instant::now();
@@ -119,7 +119,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             for _ in 0..records {
                 last = Some(
                     producer
-                        .send(ProducerRecord::new(&topic).value(value.clone()))
+                        .send(ProducerRecord::new(topic.as_str()).value(value.clone()))
                         .await?,
                 );
             }

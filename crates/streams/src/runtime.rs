@@ -519,7 +519,7 @@ impl Runner {
         let settled: Vec<DeliveryFuture> = self.deliveries.drain(..n).collect();
         for d in settled {
             let md = d.await?;
-            let tp = TopicPartition::new(md.topic, md.partition);
+            let tp = TopicPartition::new(&*md.topic, md.partition);
             if let Some(end) = self.changelog_end.get_mut(&tp) {
                 *end = (*end).max(md.offset + 1);
             }

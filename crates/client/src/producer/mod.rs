@@ -44,8 +44,8 @@ use tokio::sync::{Notify, Semaphore};
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProducerRecord {
-    /// Topic name.
-    pub topic: String,
+    /// Topic name (shared, so that records for one topic do not each copy its name).
+    pub topic: Arc<str>,
     /// Partition; `None` lets the partitioner choose.
     pub partition: Option<i32>,
     /// Key; records with the same key go to the same partition.
@@ -60,7 +60,7 @@ pub struct ProducerRecord {
 
 impl ProducerRecord {
     /// A record for `topic` with no key, value or headers.
-    pub fn new(topic: impl Into<String>) -> Self {
+    pub fn new(topic: impl Into<Arc<str>>) -> Self {
         ProducerRecord {
             topic: topic.into(),
             partition: None,
@@ -106,7 +106,7 @@ impl ProducerRecord {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RecordMetadata {
     /// Topic.
-    pub topic: String,
+    pub topic: Arc<str>,
     /// Partition.
     pub partition: i32,
     /// Offset; `-1` with `acks=0`.
@@ -145,7 +145,7 @@ impl Future for DeliveryFuture {
             None => Poll::Pending,
             Some(Err(e)) => Poll::Ready(Err(e)),
             Some(Ok((base_offset, log_append_time))) => Poll::Ready(Ok(RecordMetadata {
-                topic: self.topic.to_string(),
+                topic: self.topic.clone(),
                 partition: self.partition,
                 offset: if base_offset < 0 {
                     -1
