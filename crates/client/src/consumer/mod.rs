@@ -429,6 +429,12 @@ impl Consumer {
             self.drive_group().await?;
             self.maybe_refresh_metadata(false);
             self.start_position_lookups();
+            // Fetches that completed since the last call are buffered now, and the next ones
+            // go out before records are decoded: the broker works on them meanwhile.
+            while let Some(Some(e)) = self.events.next().now_or_never() {
+                self.on_event(e);
+            }
+            self.send_fetches();
             let records = self.collect_records()?;
             self.send_fetches();
             if !records.is_empty() {
