@@ -307,12 +307,21 @@ impl Connection {
         Ok(hi)
     }
 
-    fn encode<R: Request>(&self, req: &R, version: i16) -> Result<(Bytes, i32)> {
-        let correlation_id = self
-            .inner
+    /// The correlation id for the next request.
+    pub(crate) fn next_correlation_id(&self) -> i32 {
+        self.inner
             .next_correlation_id
             .fetch_add(1, Ordering::Relaxed)
-            & i32::MAX;
+            & i32::MAX
+    }
+
+    /// The `client.id` sent in request headers.
+    pub(crate) fn client_id(&self) -> &str {
+        &self.inner.client_id
+    }
+
+    fn encode<R: Request>(&self, req: &R, version: i16) -> Result<(Bytes, i32)> {
+        let correlation_id = self.next_correlation_id();
         let mut header = RequestHeader::default();
         header.request_api_key = R::KEY;
         header.request_api_version = version;
@@ -335,6 +344,13 @@ impl Connection {
     }
 
     fn write(&self, frame: Bytes, reply: Option<(i32, Reply)>) -> Result<()> {
+        self.write_chunks(vec![frame], reply)
+    }
+
+    /// Registers the reply (if any) and writes `chunks`, one frame in pieces, with one
+    /// vectored write when nothing is queued before them; what the socket does not take goes
+    /// to the backlog, in order.
+    fn write_chunks(&self, chunks: Vec<Bytes>, reply: Option<(i32, Reply)>) -> Result<()> {
         let shared = &self.inner.shared;
         let mut backlog = shared.backlog.lock();
         {
@@ -350,11 +366,13 @@ impl Connection {
                 });
             }
         }
+        let mut written = 0;
         if backlog.is_empty() {
-            match shared.write_half.try_write(&frame) {
-                Ok(n) if n == frame.len() => return Ok(()),
-                Ok(n) => backlog.push_back(frame.slice(n..)),
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => backlog.push_back(frame),
+            let slices: Vec<std::io::IoSlice<'_>> =
+                chunks.iter().map(|c| std::io::IoSlice::new(c)).collect();
+            match shared.write_half.try_write_vectored(&slices) {
+                Ok(n) => written = n,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
                 Err(e) => {
                     drop(backlog);
                     // Fails the request just registered too; its caller sees the error.
@@ -362,8 +380,18 @@ impl Connection {
                     return Ok(());
                 }
             }
-        } else {
-            backlog.push_back(frame);
+        }
+        for mut chunk in chunks {
+            if written >= chunk.len() {
+                written -= chunk.len();
+                continue;
+            }
+            chunk.advance(written);
+            written = 0;
+            backlog.push_back(chunk);
+        }
+        if backlog.is_empty() {
+            return Ok(());
         }
         drop(backlog);
         shared.backlog_ready.notify_one();
@@ -436,16 +464,32 @@ impl Connection {
         })
     }
 
-    /// Sends a request that gets no response (produce with acks=0); resolves once handed to
-    /// the socket (or its backlog).
-    pub(crate) fn send_only<R: Request>(
+    /// [`Connection::start`] for a request already encoded as chunks (see
+    /// `producer::request`) under `correlation_id`.
+    pub(crate) fn start_encoded<R: Request>(
         &self,
-        req: &R,
+        chunks: Vec<Bytes>,
+        correlation_id: i32,
         version: i16,
-    ) -> Result<impl std::future::Future<Output = Result<()>> + Send + 'static> {
-        let (frame, _) = self.encode(req, version)?;
-        self.write(frame, None)?;
-        Ok(std::future::ready(Ok(())))
+        timeout: Duration,
+    ) -> Result<impl std::future::Future<Output = Result<R::Response>> + Send + 'static>
+    where
+        R::Response: Send + 'static,
+    {
+        let key = api_key_of::<R>()?;
+        let (reply, rx) = oneshot::channel();
+        self.write_chunks(chunks, Some((correlation_id, reply)))?;
+        let this = self.clone();
+        Ok(async move {
+            let frame = this.await_reply(rx, timeout, key).await?;
+            let (_, response) = decode_response::<R::Response>(key, version, frame)?;
+            Ok(response)
+        })
+    }
+
+    /// Writes an encoded request that gets no response (produce with acks=0).
+    pub(crate) fn send_only_encoded(&self, chunks: Vec<Bytes>) -> Result<()> {
+        self.write_chunks(chunks, None)
     }
 }
 
@@ -458,21 +502,29 @@ async fn flush_loop(shared: Arc<Shared>) {
                 return;
             }
             let mut backlog = shared.backlog.lock();
-            while let Some(front) = backlog.front_mut() {
-                match shared.write_half.try_write(front) {
-                    Ok(n) if n == front.len() => {
-                        backlog.pop_front();
-                    }
-                    Ok(n) => {
-                        front.advance(n);
-                        break;
-                    }
+            while !backlog.is_empty() {
+                let slices: Vec<std::io::IoSlice<'_>> = backlog
+                    .iter()
+                    .take(64)
+                    .map(|c| std::io::IoSlice::new(c))
+                    .collect();
+                let mut written = match shared.write_half.try_write_vectored(&slices) {
+                    Ok(0) => break,
+                    Ok(n) => n,
                     Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
                     Err(e) => {
                         drop(backlog);
                         shared.close(&format!("write failed: {e}"));
                         return;
                     }
+                };
+                while let Some(front) = backlog.front_mut() {
+                    if written < front.len() {
+                        front.advance(written);
+                        break;
+                    }
+                    written -= front.len();
+                    backlog.pop_front();
                 }
             }
             if backlog.is_empty() {

@@ -12,6 +12,7 @@
 //! client does.
 
 mod accumulator;
+mod request;
 mod sender;
 
 use crate::cluster::Cluster;

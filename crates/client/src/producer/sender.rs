@@ -13,20 +13,17 @@
 //!   every partition then restarts at sequence 0 and queued batches are restamped.
 
 use super::accumulator::{next_seq, Batch, BatchOutcome, PartitionQueue, TopicQueues};
+use super::request::{self, PartitionRecords, ProduceHeader, TopicRecords};
 use super::Inner;
 use crate::cluster::{needs_metadata_refresh, ConnKey, Metadata};
 use crate::config::Acks;
-use crate::conn::sb;
 use crate::error::{ClientError, Result};
 use crate::records::restamp;
 use fjord_common::ErrorCode;
 use futures::future::BoxFuture;
 use futures::stream::FuturesUnordered;
 use futures::{FutureExt, StreamExt};
-use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
-use kafka_protocol::messages::{
-    ApiKey, InitProducerIdRequest, ProduceRequest, ProduceResponse, TopicName,
-};
+use kafka_protocol::messages::{ApiKey, InitProducerIdRequest, ProduceRequest, ProduceResponse};
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -413,53 +410,56 @@ impl Sender {
                 return;
             }
         };
-        let mut req = ProduceRequest::default();
-        req.transactional_id = None;
-        req.acks = settings.acks.wire();
-        req.timeout_ms = settings
+        let acks = settings.acks.wire();
+        let timeout_ms = settings
             .net
             .request_timeout
             .as_millis()
             .min(i32::MAX as u128) as i32;
-        let mut last_topic: Option<Arc<str>> = None;
+        let mut topics: Vec<TopicRecords<'_>> = Vec::new();
         for (topic, batch) in &batches {
-            if last_topic
-                .as_ref()
-                .is_none_or(|t| !Arc::ptr_eq(t, &topic.name))
-            {
-                let mut td = TopicProduceData::default();
-                td.name = TopicName(sb(&topic.name));
-                req.topic_data.push(td);
-                last_topic = Some(topic.name.clone());
-            }
-            let mut pd = PartitionProduceData::default();
-            pd.index = batch.partition;
-            pd.records = batch.sealed.clone();
-            if let Some(td) = req.topic_data.last_mut() {
-                td.partition_data.push(pd);
+            let records = PartitionRecords {
+                partition: batch.partition,
+                records: batch.sealed.clone().unwrap_or_default(),
+            };
+            match topics.last_mut() {
+                Some(t) if t.name == &*topic.name => t.partitions.push(records),
+                _ => topics.push(TopicRecords {
+                    name: &topic.name,
+                    partitions: vec![records],
+                }),
             }
         }
+        let correlation_id = conn.next_correlation_id();
+        let chunks = request::encode(
+            &ProduceHeader {
+                version,
+                correlation_id,
+                client_id: conn.client_id(),
+                acks,
+                timeout_ms,
+            },
+            &topics,
+        );
+        drop(topics);
         *self.node_in_flight.entry(node).or_insert(0) += 1;
         self.total_in_flight += 1;
         let timeout = settings.net.request_timeout + Duration::from_millis(500);
         if settings.acks == Acks::None {
-            match conn.send_only(&req, version) {
-                Ok(fut) => self.events.push(
-                    async move {
-                        let result = fut.await.map(|_| None);
-                        Event::Produced {
-                            node,
-                            batches,
-                            result,
-                        }
+            let result = conn.send_only_encoded(chunks).map(|_| None);
+            self.events.push(
+                async move {
+                    Event::Produced {
+                        node,
+                        batches,
+                        result,
                     }
-                    .boxed(),
-                ),
-                Err(e) => self.on_produced(node, batches, Err(e), true),
-            }
+                }
+                .boxed(),
+            );
             return;
         }
-        match conn.start(&req, version, timeout) {
+        match conn.start_encoded::<ProduceRequest>(chunks, correlation_id, version, timeout) {
             Ok(fut) => self.events.push(
                 async move {
                     let result = fut.await.map(Some);
