@@ -327,6 +327,9 @@ struct Comparison {
     name: String,
     fjord: Measured,
     librdkafka: Measured,
+    /// Every run's records/s, slowest first.
+    fjord_runs: String,
+    librdkafka_runs: String,
 }
 
 struct Measured {
@@ -359,13 +362,16 @@ fn parse_fjord_rate(output: &str) -> Option<f64> {
     line.split(',').nth(3)?.trim().parse().ok()
 }
 
-/// How many times each side of a comparison runs; the median counts.
-const ROUNDS: usize = 3;
+/// How many times each side of a comparison runs; the median counts. Five, because on this
+/// kind of VM a run now and then lands on memory the host has to fault in again (freed pages
+/// are handed back to it), which can cost it two thirds of its rate: two such runs on one side
+/// must not decide the median.
+const ROUNDS: usize = 5;
 
 /// The same load through `fjord perf` and through `rdkafka_performance`, [`ROUNDS`] times each
-/// in the order A B B A A B (so that drift in the machine's load hits both sides alike), each
-/// client on its own topic; the median run of each side is reported. Consume runs read a topic
-/// that a producer run wrote.
+/// in the order A B B A A B ... (so that drift in the machine's load hits both sides alike);
+/// the median run of each side is reported. `fresh_topic`, when given, runs before every run
+/// (produce runs start on an empty topic). Consume runs read a topic written beforehand.
 #[allow(clippy::too_many_arguments)]
 fn compare(
     fjord: &Path,
@@ -376,8 +382,12 @@ fn compare(
     rdkafka_args: &[&str],
     count: u64,
     record_size: u64,
+    fresh_topic: Option<&dyn Fn() -> Result<(), String>>,
 ) -> Result<Comparison, String> {
     let measure = |program: &Path, args: &[&str], shown_name: &str, is_fjord: bool| {
+        if let Some(fresh) = fresh_topic {
+            fresh()?;
+        }
         let mut cmd = Command::new(program);
         if is_fjord {
             cmd.args(args)
@@ -460,6 +470,8 @@ fn compare(
         name: name.to_string(),
         fjord,
         librdkafka,
+        fjord_runs: fjord_rates,
+        librdkafka_runs: librdkafka_rates,
     })
 }
 
@@ -506,17 +518,20 @@ fn client_comparisons(
     broker: &Broker,
 ) -> Result<Vec<Comparison>, String> {
     let mut out = Vec::new();
-    for (size, count) in [(100u64, 2_000_000u64), (1024, 500_000)] {
+    // Runs of a few seconds each, so that connecting and the last flush are a small part.
+    for (size, count) in [(100u64, 10_000_000u64), (1024, 2_000_000)] {
+        let label = if size == 100 { "100 B" } else { "1 KB" };
+        let size_s = size.to_string();
+        let count_s = count.to_string();
         for acks in ["1", "all"] {
-            let label = if size == 100 { "100 B" } else { "1 KB" };
-            let (ft, rt) = (
-                format!("cmp-fjord-{size}-{acks}"),
-                format!("cmp-rdkafka-{size}-{acks}"),
-            );
-            for topic in [&ft, &rt] {
-                fjord_topics(fjord, broker, "create", topic)?;
-            }
-            let size_s = size.to_string();
+            // Every produce run, of either client, starts on an empty topic of the same name:
+            // the previous run's data is deleted first, so memory (tmpfs) stays bounded and
+            // both clients append to a log of the same shape.
+            let topic = format!("cmp-{size}-{acks}");
+            let fresh = || {
+                let _ = fjord_topics(fjord, broker, "delete", &topic);
+                fjord_topics(fjord, broker, "create", &topic)
+            };
             let rd_acks = if acks == "all" { "-1" } else { "1" };
             out.push(compare(
                 fjord,
@@ -527,7 +542,7 @@ fn client_comparisons(
                     "perf",
                     "produce",
                     "--topic",
-                    &ft,
+                    &topic,
                     "--record-size",
                     &size_s,
                     "--acks",
@@ -539,7 +554,7 @@ fn client_comparisons(
                 &[
                     "-P",
                     "-t",
-                    &rt,
+                    &topic,
                     "-p",
                     "0",
                     "-s",
@@ -553,25 +568,44 @@ fn client_comparisons(
                 ],
                 count,
                 size,
+                Some(&fresh),
             )?);
-            if acks == "all" {
-                // Both consumers read the same topic, one librdkafka wrote.
-                out.push(compare(
-                    fjord,
-                    tool,
-                    broker,
-                    &format!("consume {label}"),
-                    &["perf", "consume", "--topic", &rt],
-                    &["-C", "-t", &rt, "-p", "0", "-o", "beginning"],
-                    count,
-                    size,
-                )?);
-            }
-            // Free the memory (tmpfs) these runs wrote before the next ones.
-            for topic in [&ft, &rt] {
-                fjord_topics(fjord, broker, "delete", topic)?;
-            }
+            fjord_topics(fjord, broker, "delete", &topic)?;
         }
+        // Both consumers read the same topic, written once by librdkafka (acks=all).
+        let topic = format!("cmp-consume-{size}");
+        fjord_topics(fjord, broker, "create", &topic)?;
+        util::output(Command::new(tool).args([
+            "-P",
+            "-t",
+            &topic,
+            "-p",
+            "0",
+            "-s",
+            &size_s,
+            "-a",
+            "-1",
+            "-X",
+            "linger.ms=5",
+            "-X",
+            "batch.size=1000000",
+            "-c",
+            &count_s,
+            "-b",
+            &broker.address,
+        ]))?;
+        out.push(compare(
+            fjord,
+            tool,
+            broker,
+            &format!("consume {label}"),
+            &["perf", "consume", "--topic", &topic],
+            &["-C", "-t", &topic, "-p", "0", "-o", "beginning"],
+            count,
+            size,
+            None,
+        )?);
+        fjord_topics(fjord, broker, "delete", &topic)?;
     }
     Ok(out)
 }
@@ -748,7 +782,7 @@ fn write_clients_report(
     let _ = writeln!(md, "{}", provenance("cargo xtask bench clients"));
     let _ = writeln!(
         md,
-        "fjord-client (`fjord perf`) and librdkafka 2.12.1 (`rdkafka_performance`) against the same release broker ({}) in the same run, each run three times per client (interleaved A B B A A B) with the median shown, each client on its own one-partition topic; both with linger.ms=5 and batch.size=1000000 (librdkafka's default batch size; fjord-client's default is Java's 16384). Ratio = fjord-client / librdkafka.\n",
+        "fjord-client (`fjord perf`) and librdkafka 2.12.1 (`rdkafka_performance`) against the same release broker ({}) in the same run, each load {ROUNDS} times per client (interleaved A B B A A B ...) with the median shown and every run listed below; every produce run starts on an empty one-partition topic, and both consumers read the same topic, written once by librdkafka. Both clients with linger.ms=5 and batch.size=1000000 (librdkafka's default batch size; fjord-client's default is Java's 16384). Ratio = fjord-client / librdkafka.\n",
         if in_memory {
             "data on tmpfs, so the clients and not the disk are measured"
         } else {
@@ -788,6 +822,14 @@ fn write_clients_report(
         );
     }
     let _ = writeln!(md, "- fjord-client end to end: `{}`", e2e.0);
+    let _ = writeln!(md, "\nEvery run, records/s, slowest first:\n");
+    for c in comparisons {
+        let _ = writeln!(
+            md,
+            "- {}: fjord-client {}; librdkafka {}",
+            c.name, c.fjord_runs, c.librdkafka_runs
+        );
+    }
     splice_report(
         ws,
         CLIENTS_BEGIN,
