@@ -11,7 +11,7 @@
 
 use crate::broker::{Broker, OFFSETS_TOPIC};
 use crate::config::BrokerConfig;
-use bytes::BytesMut;
+
 use fjord_common::ErrorCode;
 use fjord_coordinator::{
     Effect, GroupConfig, GroupCoordinator, PersistRecord, RequestId, Response,
@@ -265,11 +265,10 @@ fn persist(broker: &Broker, partition: i32, records: &[PersistRecord]) -> Result
         });
     }
     let batch = builder.build().map_err(|e| e.to_string())?;
-    let mut buf = BytesMut::from(&batch[..]);
     let info = p
         .log
         .write()
-        .append_as_leader(&mut buf[..], p.leader_epoch())
+        .append_as_leader(&batch, p.leader_epoch())
         .map_err(|e| e.to_string())?;
     p.advance_high_watermark(info.last_offset + 1);
     Ok(())

@@ -259,6 +259,16 @@ pub fn set_log_append_time(batch: &mut [u8], timestamp: i64) {
     batch[CRC..CRC + 4].copy_from_slice(&crc.to_be_bytes());
 }
 
+/// [`set_log_append_time`] for a batch held in two pieces: its first [`HEADER_SIZE`] bytes
+/// (`head`, patched) and the records after them (`records`, read only).
+pub fn set_log_append_time_split(head: &mut [u8], records: &[u8], timestamp: i64) {
+    let attributes = i16_at(head, ATTRIBUTES) | TIMESTAMP_TYPE_BIT;
+    head[ATTRIBUTES..ATTRIBUTES + 2].copy_from_slice(&attributes.to_be_bytes());
+    head[MAX_TIMESTAMP..MAX_TIMESTAMP + 8].copy_from_slice(&timestamp.to_be_bytes());
+    let crc = crc32c::crc32c_append(crc32c::crc32c(&head[ATTRIBUTES..HEADER_SIZE]), records);
+    head[CRC..CRC + 4].copy_from_slice(&crc.to_be_bytes());
+}
+
 /// Iterates over the batches of a record set, yielding each batch's header and byte range.
 ///
 /// Stops with an error at the first batch that does not parse or is cut short; the caller
@@ -341,6 +351,19 @@ mod tests {
         let h = validate_batch(&batch).unwrap();
         assert!(h.is_log_append_time());
         assert_eq!(h.max_timestamp, 99);
+    }
+
+    #[test]
+    fn log_append_time_on_a_split_batch_matches_the_whole_one() {
+        let mut whole = sample(5);
+        let mut head = [0u8; HEADER_SIZE];
+        head.copy_from_slice(&whole[..HEADER_SIZE]);
+        set_log_append_time_split(&mut head, &whole[HEADER_SIZE..], 1234);
+        set_log_append_time(&mut whole, 1234);
+        assert_eq!(&head[..], &whole[..HEADER_SIZE]);
+        let mut joined = head.to_vec();
+        joined.extend_from_slice(&whole[HEADER_SIZE..]);
+        assert!(validate_batch(&joined).unwrap().is_log_append_time());
     }
 
     #[test]

@@ -39,8 +39,8 @@ fn build_log(dir: &std::path::Path, codec: Compression) -> Log {
             b.push(Record::new(Some(key), Some(vec![(n % 251) as u8; 100])));
             n += 1;
         }
-        let mut batch = b.build().expect("batch").to_vec();
-        log.append_as_leader(&mut batch, 0).expect("append");
+        let batch = b.build().expect("batch").to_vec();
+        log.append_as_leader(&batch, 0).expect("append");
     }
     log.roll().expect("roll");
     log

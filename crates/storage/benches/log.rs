@@ -77,7 +77,7 @@ fn bench_append(c: &mut Criterion) {
         ("100B_fsync_each", 100, &[("flush.messages", "1")]),
     ];
     for (name, value_len, extra) in cases {
-        let mut batch = make_batch(RECORDS_PER_BATCH, value_len);
+        let batch = make_batch(RECORDS_PER_BATCH, value_len);
         group.throughput(Throughput::ElementsAndBytes {
             elements: RECORDS_PER_BATCH as u64,
             bytes: batch.len() as u64,
@@ -87,9 +87,7 @@ fn bench_append(c: &mut Criterion) {
         let mut until_retention = 256u32;
         group.bench_function(BenchmarkId::new("batch_of_1000", name), |b| {
             b.iter(|| {
-                let info = log
-                    .append_as_leader(black_box(&mut batch), 0)
-                    .expect("append");
+                let info = log.append_as_leader(black_box(&batch), 0).expect("append");
                 until_retention -= 1;
                 if until_retention == 0 {
                     until_retention = 256;
@@ -112,10 +110,10 @@ fn bench_read(c: &mut Criterion) {
     for (name, value_len) in [("100B", 100), ("1KB", 1024)] {
         let tmp = tempfile::tempdir().expect("temp dir");
         let mut log = open(tmp.path(), config(&[]));
-        let mut batch = make_batch(RECORDS_PER_BATCH, value_len);
+        let batch = make_batch(RECORDS_PER_BATCH, value_len);
         let batches = (32 << 20) / batch.len();
         for _ in 0..batches {
-            log.append_as_leader(&mut batch, 0).expect("append");
+            log.append_as_leader(&batch, 0).expect("append");
         }
         let total_bytes = log.size_bytes();
         let end = log.log_end_offset();

@@ -165,11 +165,11 @@ fn fill(log: &mut Log, clock: &ManualClock) {
             (k.as_str(), Some(v.as_str())),
             (k2.as_str(), Some("second")),
         ];
-        log.append_as_leader(&mut batch(&records, clock.now_ms()), i / 10)
+        log.append_as_leader(&batch(&records, clock.now_ms()), i / 10)
             .unwrap();
         clock.advance(1000);
     }
-    log.append_as_leader(&mut batch(&[("k3", None)], clock.now_ms()), 2)
+    log.append_as_leader(&batch(&[("k3", None)], clock.now_ms()), 2)
         .unwrap();
     log.roll().unwrap();
 }
@@ -180,7 +180,7 @@ fn scenario(log: &mut Log, clock: &ManualClock, merging: bool) {
     fill(log, clock);
     if merging {
         log.compact(clock.now_ms()).unwrap();
-        log.append_as_leader(&mut batch(&[("k0", Some("last"))], clock.now_ms()), 2)
+        log.append_as_leader(&batch(&[("k0", Some("last"))], clock.now_ms()), 2)
             .unwrap();
         log.roll().unwrap();
     }
@@ -306,7 +306,7 @@ fn compaction_keeps_the_latest_value_per_key_at_its_offset() {
     let again = log.compact(now).unwrap();
     assert!(!again.did_work());
     // Appends go on; reopening (clean and unclean) gives the same contents.
-    log.append_as_leader(&mut batch(&[("k1", Some("new"))], now), 3)
+    log.append_as_leader(&batch(&[("k1", Some("new"))], now), 3)
         .unwrap();
     let expected = records(&log);
     log.close().unwrap();
@@ -347,11 +347,11 @@ fn tombstones_expire_after_delete_retention() {
     let config = cfg(&[("delete.retention.ms", "10000")]);
     let mut log = f.create(config.clone());
     let t = f.clock.now_ms();
-    log.append_as_leader(&mut batch(&[("a", Some("1")), ("b", Some("1"))], t), 0)
+    log.append_as_leader(&batch(&[("a", Some("1")), ("b", Some("1"))], t), 0)
         .unwrap();
-    log.append_as_leader(&mut batch(&[("a", None)], t + 1000), 0)
+    log.append_as_leader(&batch(&[("a", None)], t + 1000), 0)
         .unwrap();
-    log.append_as_leader(&mut batch(&[("b", None)], t + 5000), 0)
+    log.append_as_leader(&batch(&[("b", None)], t + 5000), 0)
         .unwrap();
     log.roll().unwrap();
     f.clock.advance(6000);
@@ -377,7 +377,7 @@ fn tombstones_expire_after_delete_retention() {
     let recs = records(&log);
     assert_eq!(recs.iter().map(|r| r.offset).collect::<Vec<_>>(), vec![3]);
     assert!(!log.cleanable(t + 11_001).needs_cleaning(&config));
-    log.append_as_leader(&mut batch(&[("c", Some("1"))], t + 6000), 0)
+    log.append_as_leader(&batch(&[("c", Some("1"))], t + 6000), 0)
         .unwrap();
     log.roll().unwrap();
     let s = log.compact(t + 11_001).unwrap();
@@ -388,7 +388,7 @@ fn tombstones_expire_after_delete_retention() {
         vec![3, 4]
     );
     // Much later, only c is left; the offsets and the log end are unchanged.
-    log.append_as_leader(&mut batch(&[("d", Some("1"))], t + 6000), 0)
+    log.append_as_leader(&batch(&[("d", Some("1"))], t + 6000), 0)
         .unwrap();
     log.roll().unwrap();
     let s = log.compact(t + 100_000).unwrap();
@@ -409,7 +409,7 @@ fn min_compaction_lag_keeps_young_segments_dirty() {
     let t = f.clock.now_ms();
     for i in 0..12 {
         let v = format!("v{i}-{}", "y".repeat(60));
-        log.append_as_leader(&mut batch(&[("k", Some(v.as_str()))], t + i * 10_000), 0)
+        log.append_as_leader(&batch(&[("k", Some(v.as_str()))], t + i * 10_000), 0)
             .unwrap();
     }
     log.roll().unwrap();
@@ -455,7 +455,7 @@ fn dirty_ratio_and_max_lag_trigger_the_manager() {
         for i in 0..20 {
             let v = format!("{i:0>100}");
             let k = format!("k{i}");
-            l.append_as_leader(&mut batch(&[(k.as_str(), Some(v.as_str()))], T0), 0)
+            l.append_as_leader(&batch(&[(k.as_str(), Some(v.as_str()))], T0), 0)
                 .unwrap();
         }
         l.roll().unwrap();
@@ -472,7 +472,7 @@ fn dirty_ratio_and_max_lag_trigger_the_manager() {
     // A little new dirt: below the ratio, nothing to do.
     {
         let mut l = log.write();
-        l.append_as_leader(&mut batch(&[("k1", Some("again"))], T0), 0)
+        l.append_as_leader(&batch(&[("k1", Some("again"))], T0), 0)
             .unwrap();
         l.roll().unwrap();
     }
@@ -512,7 +512,7 @@ fn cleaned_segments_merge_on_later_passes() {
     let first = log.compact(f.clock.now_ms()).unwrap();
     // Groups are formed by original sizes (as Kafka), so the first pass rarely merges ...
     assert_eq!(first.segments_written, first.segments_replaced);
-    log.append_as_leader(&mut batch(&[("k9", Some("v"))], f.clock.now_ms()), 2)
+    log.append_as_leader(&batch(&[("k9", Some("v"))], f.clock.now_ms()), 2)
         .unwrap();
     log.roll().unwrap();
     let before = records(&log);
@@ -549,8 +549,8 @@ fn compacted_logs_refuse_records_without_a_key() {
     let mut b = BatchBuilder::new(Compression::Gzip, T0);
     b.push(Record::new(Some(b"k".to_vec()), Some(b"v".to_vec())));
     b.push(Record::new(None, Some(b"v".to_vec())));
-    let mut keyless = b.build().unwrap().to_vec();
-    let err = log.append_as_leader(&mut keyless.clone(), 0).unwrap_err();
+    let keyless = b.build().unwrap().to_vec();
+    let err = log.append_as_leader(&keyless.clone(), 0).unwrap_err();
     match &err {
         StorageError::InvalidRecord(msg) => assert_eq!(
             msg,
@@ -560,16 +560,16 @@ fn compacted_logs_refuse_records_without_a_key() {
     }
     assert_eq!(err.error_code(), ErrorCode::InvalidRecord);
     assert!(log
-        .append_as_leader_from(&mut keyless.clone(), 0, AppendOrigin::Coordinator)
+        .append_as_leader_from(&keyless.clone(), 0, AppendOrigin::Coordinator)
         .is_err());
     assert_eq!(log.log_end_offset(), 0);
-    log.append_as_leader(&mut batch(&[("k", Some("v")), ("k", None)], T0), 0)
+    log.append_as_leader(&batch(&[("k", Some("v")), ("k", None)], T0), 0)
         .unwrap();
     // `compact,delete` compacts too; `delete` alone accepts keyless records.
     log.update_config(cfg(&[("cleanup.policy", "compact,delete")]));
-    assert!(log.append_as_leader(&mut keyless.clone(), 0).is_err());
+    assert!(log.append_as_leader(&keyless.clone(), 0).is_err());
     log.update_config(cfg(&[("cleanup.policy", "delete")]));
-    log.append_as_leader(&mut keyless, 0).unwrap();
+    log.append_as_leader(&keyless, 0).unwrap();
     assert_eq!(log.log_end_offset(), 4);
 }
 
@@ -580,8 +580,7 @@ fn keyless_records_already_in_the_log_are_dropped() {
     let mut b = BatchBuilder::new(Compression::None, T0);
     b.push(Record::new(None, Some(b"v".to_vec())));
     b.push(Record::new(Some(b"k".to_vec()), Some(b"v".to_vec())));
-    log.append_as_leader(&mut b.build().unwrap().to_vec(), 0)
-        .unwrap();
+    log.append_as_leader(&b.build().unwrap(), 0).unwrap();
     log.roll().unwrap();
     let s = log.compact(T0).unwrap();
     assert!(!s.did_work(), "delete policy: compact does nothing");
@@ -603,14 +602,12 @@ fn producer_fields_compression_and_epochs_survive_rewrites() {
     for (k, v) in [("a", "1"), ("b", "1"), ("a", "2")] {
         b.push(Record::new(Some(k.into()), Some(v.into())));
     }
-    log.append_as_leader(&mut b.build().unwrap().to_vec(), 7)
-        .unwrap();
+    log.append_as_leader(&b.build().unwrap(), 7).unwrap();
     // The producer's last batch is superseded entirely: it stays as an empty batch.
     let mut b = BatchBuilder::new(Compression::None, T0 + 1).producer(42, 3, 103);
     b.push(Record::new(Some(b"b".to_vec()), Some(b"2".to_vec())));
-    log.append_as_leader(&mut b.build().unwrap().to_vec(), 8)
-        .unwrap();
-    log.append_as_leader(&mut batch(&[("b", Some("3")), ("z", Some("1"))], T0 + 2), 8)
+    log.append_as_leader(&b.build().unwrap(), 8).unwrap();
+    log.append_as_leader(&batch(&[("b", Some("3")), ("z", Some("1"))], T0 + 2), 8)
         .unwrap();
     log.roll().unwrap();
     let state = log.producer_state(42).cloned();
@@ -917,11 +914,11 @@ fn appends_and_rolls_during_a_pass_do_not_invalidate_it() {
         .unwrap()
         .unwrap();
     // What compact_shared allows: the log takes appends and rolls while the pass works.
-    log.append_as_leader(&mut batch(&[("k0", Some("during"))], now), 2)
+    log.append_as_leader(&batch(&[("k0", Some("during"))], now), 2)
         .unwrap();
     pass.prepare().unwrap();
     log.roll().unwrap();
-    log.append_as_leader(&mut batch(&[("k1", Some("during"))], now), 2)
+    log.append_as_leader(&batch(&[("k1", Some("during"))], now), 2)
         .unwrap();
     let stats = log.commit_compaction(pass).unwrap();
     assert!(stats.did_work());
@@ -941,12 +938,12 @@ fn appends_and_rolls_during_a_pass_do_not_invalidate_it() {
 fn compacted_logs_roll_by_max_compaction_lag() {
     let f = fixture();
     let mut log = f.create(cfg(&[("max.compaction.lag.ms", "1000")]));
-    log.append_as_leader(&mut batch(&[("a", Some("1"))], T0), 0)
+    log.append_as_leader(&batch(&[("a", Some("1"))], T0), 0)
         .unwrap();
-    log.append_as_leader(&mut batch(&[("a", Some("2"))], T0 + 1000), 0)
+    log.append_as_leader(&batch(&[("a", Some("2"))], T0 + 1000), 0)
         .unwrap();
     assert_eq!(log.segment_count(), 1);
-    log.append_as_leader(&mut batch(&[("a", Some("3"))], T0 + 1001), 0)
+    log.append_as_leader(&batch(&[("a", Some("3"))], T0 + 1001), 0)
         .unwrap();
     assert_eq!(
         log.segment_count(),
@@ -960,7 +957,7 @@ fn compacted_logs_roll_by_max_compaction_lag() {
     ]));
     for ts in [T0, T0 + 5000] {
         plain
-            .append_as_leader(&mut batch(&[("a", Some("1"))], ts), 0)
+            .append_as_leader(&batch(&[("a", Some("1"))], ts), 0)
             .unwrap();
     }
     assert_eq!(plain.segment_count(), 1, "only compacted logs");

@@ -77,8 +77,8 @@
 //! let mut builder = BatchBuilder::new(Compression::None, 1_700_000_000_000);
 //! builder.push(Record::new(Some(b"k".to_vec()), Some(b"hello".to_vec())));
 //! builder.push(Record::new(Some(b"k".to_vec()), Some(b"world".to_vec())));
-//! let mut batch = builder.build()?.to_vec();
-//! let info = log.append_as_leader(&mut batch, 0)?;
+//! let batch = builder.build()?;
+//! let info = log.append_as_leader(&batch, 0)?;
 //! assert_eq!((info.first_offset, info.last_offset), (0, 1));
 //! assert_eq!(log.log_end_offset(), 2);
 //!

@@ -9,8 +9,8 @@ use crate::producer::{ProducerCheck, ProducerStateEntry, ProducerStateManager};
 use crate::segment::{parse_offset_name, segment_file_name, HeaderReader, Scanner, Segment};
 use fjord_common::{Clock, TopicPartition};
 use fjord_protocol::batch::{
-    set_base_offset, set_log_append_time, set_partition_leader_epoch, validate_batch, BatchError,
-    BatchHeader, BatchIter,
+    set_base_offset, set_log_append_time_split, set_partition_leader_epoch, validate_batch,
+    BatchError, BatchHeader, BatchIter, HEADER_SIZE,
 };
 use fjord_protocol::records::decode_batch;
 use parking_lot::RwLock;
@@ -529,18 +529,18 @@ impl Log {
 
     /// Appends one producer batch as leader: validates it, assigns offsets from the log end,
     /// stamps `leader_epoch` (and LogAppendTime), checks idempotence, writes it.
-    pub fn append_as_leader(
-        &mut self,
-        batch: &mut [u8],
-        leader_epoch: i32,
-    ) -> Result<LogAppendInfo> {
+    ///
+    /// `batch` is not modified: the fields the leader sets all lie in the batch's first
+    /// [`HEADER_SIZE`] bytes, so a patched copy of those is written followed by the records as
+    /// they came. A request buffer can be appended from directly, without copying its records.
+    pub fn append_as_leader(&mut self, batch: &[u8], leader_epoch: i32) -> Result<LogAppendInfo> {
         self.append_as_leader_from(batch, leader_epoch, AppendOrigin::Client)
     }
 
     /// [`Log::append_as_leader`] with an explicit origin.
     pub fn append_as_leader_from(
         &mut self,
-        batch: &mut [u8],
+        batch: &[u8],
         leader_epoch: i32,
         origin: AppendOrigin,
     ) -> Result<LogAppendInfo> {
@@ -615,16 +615,19 @@ impl Log {
             base,
             now,
         )?;
-        set_base_offset(batch, base);
-        set_partition_leader_epoch(batch, leader_epoch);
+        let short = || StorageError::InvalidRecord("batch shorter than its header".into());
+        let (head, records) = batch.split_at_checked(HEADER_SIZE).ok_or_else(short)?;
+        let mut head: [u8; HEADER_SIZE] = head.try_into().map_err(|_| short())?;
+        set_base_offset(&mut head, base);
+        set_partition_leader_epoch(&mut head, leader_epoch);
         if log_append_time {
-            set_log_append_time(batch, now);
+            set_log_append_time_split(&mut head, records, now);
         }
-        let header = BatchHeader::parse(batch)?;
+        let header = BatchHeader::parse(&head)?;
         let interval = self.config.index_interval_bytes.max(0) as u64;
         let io = Arc::clone(&self.io);
         self.active_mut()
-            .append(io.as_ref(), batch, &header, interval)?;
+            .append_parts(io.as_ref(), &head, records, &header, interval)?;
         if leader_epoch >= 0 && self.epochs.latest_epoch().is_none_or(|l| leader_epoch > l) {
             self.epochs.assign(leader_epoch, base);
             self.epochs.flush(&self.dir)?;

@@ -108,8 +108,8 @@ fn log_is_send_and_sync() {
 fn appends_assign_offsets_and_stamp_epochs() {
     let f = fixture();
     let mut log = f.create(LogConfig::default());
-    let mut b = batch(3, T0, 10);
-    let info = log.append_as_leader(&mut b, 5).unwrap();
+    let b = batch(3, T0, 10);
+    let info = log.append_as_leader(&b, 5).unwrap();
     assert_eq!(
         (info.first_offset, info.last_offset, info.record_count),
         (0, 2, 3)
@@ -118,16 +118,27 @@ fn appends_assign_offsets_and_stamp_epochs() {
     assert_eq!(info.log_append_time, -1);
     assert!(!info.duplicate);
     let h = validate_batch(&b).unwrap();
-    assert_eq!((h.base_offset, h.partition_leader_epoch), (0, 5));
-    let mut b2 = batch(2, T0, 10);
-    let info = log.append_as_leader(&mut b2, 5).unwrap();
+    assert_eq!(
+        (h.base_offset, h.partition_leader_epoch),
+        (0, -1),
+        "the caller's batch is left as it was"
+    );
+    let b2 = batch(2, T0, 10);
+    let info = log.append_as_leader(&b2, 5).unwrap();
     assert_eq!((info.first_offset, info.last_offset), (3, 4));
     assert_eq!(log.log_end_offset(), 5);
     assert_eq!(log.latest_epoch(), Some(5));
     let all = read_all(&log);
     assert_eq!(all.len(), 2);
-    assert_eq!(all[0].1, b);
-    assert_eq!(all[1].1, b2);
+    let stored = |mut batch: Vec<u8>, base: i64| {
+        set_base_offset(&mut batch, base);
+        set_partition_leader_epoch(&mut batch, 5);
+        batch
+    };
+    assert_eq!(all[0].1, stored(b, 0));
+    assert_eq!(all[1].1, stored(b2, 3));
+    let h = BatchHeader::parse(&all[1].1).unwrap();
+    assert_eq!((h.base_offset, h.partition_leader_epoch), (3, 5));
     assert!(f.dir.join("00000000000000000000.log").exists());
 }
 
@@ -138,20 +149,20 @@ fn rejects_bad_batches() {
     let mut two = batch(1, T0, 10);
     two.extend(batch(1, T0, 10));
     assert!(matches!(
-        log.append_as_leader(&mut two, 0),
+        log.append_as_leader(&two, 0),
         Err(StorageError::InvalidRecord(_))
     ));
     let mut bad = batch(2, T0, 10);
     let n = bad.len();
     bad[n - 1] ^= 1;
-    let err = log.append_as_leader(&mut bad, 0).unwrap_err();
+    let err = log.append_as_leader(&bad, 0).unwrap_err();
     assert!(matches!(
         err,
         StorageError::Corrupt(BatchError::CrcMismatch { .. })
     ));
     assert_eq!(err.error_code(), fjord_common::ErrorCode::CorruptMessage);
-    let mut big = batch(1, T0, 3000);
-    let err = log.append_as_leader(&mut big, 0).unwrap_err();
+    let big = batch(1, T0, 3000);
+    let err = log.append_as_leader(&big, 0).unwrap_err();
     assert!(matches!(
         err,
         StorageError::RecordTooLarge { max: 2000, .. }
@@ -159,12 +170,12 @@ fn rejects_bad_batches() {
     let mut short = batch(1, T0, 10);
     short.pop();
     assert!(matches!(
-        log.append_as_leader(&mut short, 0),
+        log.append_as_leader(&short, 0),
         Err(StorageError::Corrupt(_))
     ));
-    let mut future = batch(1, T0 + 3_600_001, 10);
+    let future = batch(1, T0 + 3_600_001, 10);
     assert!(matches!(
-        log.append_as_leader(&mut future, 0),
+        log.append_as_leader(&future, 0),
         Err(StorageError::InvalidTimestamp { .. })
     ));
     let mut control = BatchBuilder::new(Compression::None, T0);
@@ -174,7 +185,7 @@ fn rejects_bad_batches() {
     let crc = fjord_protocol::batch::compute_crc(&control);
     control[17..21].copy_from_slice(&crc.to_be_bytes());
     assert!(matches!(
-        log.append_as_leader(&mut control, 0),
+        log.append_as_leader(&control, 0),
         Err(StorageError::InvalidRecord(_))
     ));
     assert_eq!(log.log_end_offset(), 0, "nothing was appended");
@@ -186,7 +197,7 @@ fn rolls_by_size() {
     let one = batch(1, T0, 100).len();
     let mut log = f.create(cfg(&[("segment.bytes", &(one * 3).to_string())]));
     for _ in 0..10 {
-        log.append_as_leader(&mut batch(1, T0, 100), 0).unwrap();
+        log.append_as_leader(&batch(1, T0, 100), 0).unwrap();
     }
     assert_eq!(log.segment_base_offsets(), vec![0, 3, 6, 9]);
     assert!(f.dir.join("00000000000000000003.log").exists());
@@ -195,7 +206,7 @@ fn rolls_by_size() {
         "snapshot at roll"
     );
     assert_eq!(read_all(&log).len(), 10);
-    let err = log.append_as_leader(&mut batch(6, T0, 100), 0).unwrap_err();
+    let err = log.append_as_leader(&batch(6, T0, 100), 0).unwrap_err();
     assert!(matches!(err, StorageError::BatchLargerThanSegment { .. }));
 }
 
@@ -203,12 +214,10 @@ fn rolls_by_size() {
 fn rolls_by_time_kafka_rule() {
     let f = fixture();
     let mut log = f.create(cfg(&[("segment.ms", "1000")]));
-    log.append_as_leader(&mut batch(1, T0, 10), 0).unwrap();
-    log.append_as_leader(&mut batch(1, T0 + 1000, 10), 0)
-        .unwrap();
+    log.append_as_leader(&batch(1, T0, 10), 0).unwrap();
+    log.append_as_leader(&batch(1, T0 + 1000, 10), 0).unwrap();
     assert_eq!(log.segment_count(), 1, "exactly segment.ms apart: no roll");
-    log.append_as_leader(&mut batch(1, T0 + 1001, 10), 0)
-        .unwrap();
+    log.append_as_leader(&batch(1, T0 + 1001, 10), 0).unwrap();
     assert_eq!(log.segment_base_offsets(), vec![0, 2]);
     // LogAppendTime: the clock decides.
     let f2 = fixture();
@@ -216,14 +225,14 @@ fn rolls_by_time_kafka_rule() {
         ("segment.ms", "1000"),
         ("message.timestamp.type", "LogAppendTime"),
     ]));
-    let info = log.append_as_leader(&mut batch(1, 5, 10), 0).unwrap();
+    let info = log.append_as_leader(&batch(1, 5, 10), 0).unwrap();
     assert_eq!(info.log_append_time, T0);
     assert_eq!(info.max_timestamp, T0);
     f2.clock.advance(999);
-    log.append_as_leader(&mut batch(1, 5, 10), 0).unwrap();
+    log.append_as_leader(&batch(1, 5, 10), 0).unwrap();
     assert_eq!(log.segment_count(), 1);
     f2.clock.advance(2);
-    log.append_as_leader(&mut batch(1, 5, 10), 0).unwrap();
+    log.append_as_leader(&batch(1, 5, 10), 0).unwrap();
     assert_eq!(log.segment_count(), 2);
 }
 
@@ -235,7 +244,7 @@ fn rolls_when_index_is_full() {
         ("index.interval.bytes", "0"),
     ]));
     for _ in 0..8 {
-        log.append_as_leader(&mut batch(1, T0, 10), 0).unwrap();
+        log.append_as_leader(&batch(1, T0, 10), 0).unwrap();
     }
     // index.interval.bytes=0: every batch after the first gets an entry, and 24 bytes hold 3
     // offset entries, so a segment takes 4 batches.
@@ -249,9 +258,9 @@ fn reads_whole_batches_within_bounds() {
     let mut log = f.create(cfg(&[("index.interval.bytes", "100")]));
     let mut sizes = Vec::new();
     for _ in 0..10 {
-        let mut b = batch(5, T0, 50);
+        let b = batch(5, T0, 50);
         sizes.push(b.len());
-        log.append_as_leader(&mut b, 0).unwrap();
+        log.append_as_leader(&b, 0).unwrap();
     }
     let size = sizes[0];
     // Middle of a batch → that whole batch.
@@ -301,7 +310,7 @@ fn reads_stop_at_segment_end_and_continue_in_next() {
     let one = batch(2, T0, 30).len();
     let mut log = f.create(cfg(&[("segment.bytes", &(one * 2).to_string())]));
     for _ in 0..5 {
-        log.append_as_leader(&mut batch(2, T0, 30), 0).unwrap();
+        log.append_as_leader(&batch(2, T0, 30), 0).unwrap();
     }
     let r = log.read(0, 1 << 20, i64::MAX, true).unwrap();
     assert_eq!((r.len(), r.next_offset), (2 * one, 4));
@@ -317,7 +326,7 @@ fn deleted_segment_stays_readable_through_a_slice() {
     let one = batch(1, T0, 30).len();
     let mut log = f.create(cfg(&[("segment.bytes", &(one * 2).to_string())]));
     for _ in 0..6 {
-        log.append_as_leader(&mut batch(1, T0, 30), 0).unwrap();
+        log.append_as_leader(&batch(1, T0, 30), 0).unwrap();
     }
     let r = log.read(0, 1 << 20, i64::MAX, true).unwrap();
     assert_eq!(log.delete_records_before(4).unwrap(), 2);
@@ -341,8 +350,8 @@ fn timestamp_lookups() {
     // Batches of 5 records with timestamps base..base+4; bases 0, 100, 50, 200, ...
     let bases = [0, 100, 50, 200, 300, 250, 400, 500, 450, 600];
     for (i, b) in bases.iter().enumerate() {
-        let mut bytes = batch(5, T0 + b, 20);
-        log.append_as_leader(&mut bytes, i as i32).unwrap();
+        let bytes = batch(5, T0 + b, 20);
+        log.append_as_leader(&bytes, i as i32).unwrap();
     }
     assert!(log.segment_count() > 2);
     let find = |ts| {
@@ -382,38 +391,37 @@ fn timestamp_lookups() {
 fn log_append_time_applies_to_lookups() {
     let f = fixture();
     let mut log = f.create(cfg(&[("message.timestamp.type", "LogAppendTime")]));
-    log.append_as_leader(&mut batch(3, 5, 10), 0).unwrap();
+    log.append_as_leader(&batch(3, 5, 10), 0).unwrap();
     f.clock.advance(10);
-    log.append_as_leader(&mut batch(3, 5, 10), 0).unwrap();
+    log.append_as_leader(&batch(3, 5, 10), 0).unwrap();
     let t = log.offset_for_timestamp(T0 + 1).unwrap().unwrap();
     assert_eq!((t.timestamp, t.offset), (T0 + 10, 3));
     let max = log.max_timestamp().unwrap().unwrap();
     assert_eq!((max.timestamp, max.offset), (T0 + 10, 3));
+    // The stamped batches carry a CRC that covers the new timestamp.
+    for (_, stored) in read_all(&log) {
+        let h = validate_batch(&stored).unwrap();
+        assert!(h.is_log_append_time());
+    }
 }
 
 #[test]
 fn idempotent_producer_rules() {
     let f = fixture();
     let mut log = f.create(LogConfig::default());
-    log.append_as_leader(&mut batch(2, T0, 5), 0).unwrap(); // non-idempotent: offsets 0, 1
-    let a = log
-        .append_as_leader(&mut idem_batch(9, 0, 0, 3), 0)
-        .unwrap();
+    log.append_as_leader(&batch(2, T0, 5), 0).unwrap(); // non-idempotent: offsets 0, 1
+    let a = log.append_as_leader(&idem_batch(9, 0, 0, 3), 0).unwrap();
     assert_eq!((a.first_offset, a.last_offset), (2, 4));
-    let b = log
-        .append_as_leader(&mut idem_batch(9, 0, 3, 2), 0)
-        .unwrap();
+    let b = log.append_as_leader(&idem_batch(9, 0, 3, 2), 0).unwrap();
     assert_eq!((b.first_offset, b.last_offset), (5, 6));
     // Retry of the first batch: same offsets, nothing appended.
-    let dup = log
-        .append_as_leader(&mut idem_batch(9, 0, 0, 3), 0)
-        .unwrap();
+    let dup = log.append_as_leader(&idem_batch(9, 0, 0, 3), 0).unwrap();
     assert!(dup.duplicate);
     assert_eq!((dup.first_offset, dup.last_offset), (2, 4));
     assert_eq!(log.log_end_offset(), 7);
     // Gap.
     let err = log
-        .append_as_leader(&mut idem_batch(9, 0, 6, 1), 0)
+        .append_as_leader(&idem_batch(9, 0, 6, 1), 0)
         .unwrap_err();
     assert!(matches!(
         err,
@@ -429,13 +437,12 @@ fn idempotent_producer_rules() {
     );
     // Bumped epoch must restart at 0; the old epoch is then fenced.
     assert!(matches!(
-        log.append_as_leader(&mut idem_batch(9, 1, 5, 1), 0),
+        log.append_as_leader(&idem_batch(9, 1, 5, 1), 0),
         Err(StorageError::OutOfOrderSequence { .. })
     ));
-    log.append_as_leader(&mut idem_batch(9, 1, 0, 1), 0)
-        .unwrap();
+    log.append_as_leader(&idem_batch(9, 1, 0, 1), 0).unwrap();
     let err = log
-        .append_as_leader(&mut idem_batch(9, 0, 5, 1), 0)
+        .append_as_leader(&idem_batch(9, 0, 5, 1), 0)
         .unwrap_err();
     assert!(matches!(
         err,
@@ -446,8 +453,7 @@ fn idempotent_producer_rules() {
         }
     ));
     // A new producer may start anywhere.
-    log.append_as_leader(&mut idem_batch(10, 3, 77, 1), 0)
-        .unwrap();
+    log.append_as_leader(&idem_batch(10, 3, 77, 1), 0).unwrap();
     assert_eq!(log.producer_count(), 2);
 }
 
@@ -460,12 +466,10 @@ fn producer_state_survives_restarts() {
         let mut log = f.create(config.clone());
         let mut seq = 0;
         for _ in 0..7 {
-            log.append_as_leader(&mut idem_batch(1, 0, seq, 2), 0)
-                .unwrap();
+            log.append_as_leader(&idem_batch(1, 0, seq, 2), 0).unwrap();
             seq += 2;
         }
-        log.append_as_leader(&mut idem_batch(2, 4, 100, 1), 0)
-            .unwrap();
+        log.append_as_leader(&idem_batch(2, 4, 100, 1), 0).unwrap();
         let before = log.producer_state(1).cloned().unwrap();
         if clean {
             log.close().unwrap();
@@ -475,16 +479,11 @@ fn producer_state_survives_restarts() {
         let mut log = f.reopen(config.clone(), clean);
         assert_eq!(log.producer_state(1), Some(&before), "clean={clean}");
         assert_eq!(log.producer_state(2).unwrap().last_seq(), 100);
-        let dup = log
-            .append_as_leader(&mut idem_batch(1, 0, 10, 2), 0)
-            .unwrap();
+        let dup = log.append_as_leader(&idem_batch(1, 0, 10, 2), 0).unwrap();
         assert!(dup.duplicate, "clean={clean}");
         assert_eq!(dup.first_offset, 10);
-        assert!(log
-            .append_as_leader(&mut idem_batch(1, 0, 15, 1), 0)
-            .is_err());
-        log.append_as_leader(&mut idem_batch(1, 0, 14, 1), 0)
-            .unwrap();
+        assert!(log.append_as_leader(&idem_batch(1, 0, 15, 1), 0).is_err());
+        log.append_as_leader(&idem_batch(1, 0, 14, 1), 0).unwrap();
         // Truncation rewinds producer state.
         log.truncate_to(10).unwrap();
         assert_eq!(
@@ -493,8 +492,7 @@ fn producer_state_survives_restarts() {
             "clean={clean}"
         );
         assert!(log.producer_state(2).is_none());
-        log.append_as_leader(&mut idem_batch(1, 0, 10, 2), 0)
-            .unwrap();
+        log.append_as_leader(&idem_batch(1, 0, 10, 2), 0).unwrap();
     }
 }
 
@@ -505,7 +503,7 @@ fn corrupt_snapshot_falls_back_to_older_or_scan() {
     let config = cfg(&[("segment.bytes", &(one * 2).to_string())]);
     let mut log = f.create(config.clone());
     for i in 0..6 {
-        log.append_as_leader(&mut idem_batch(1, 0, i * 2, 2), 0)
+        log.append_as_leader(&idem_batch(1, 0, i * 2, 2), 0)
             .unwrap();
     }
     log.close().unwrap();
@@ -522,10 +520,10 @@ fn corrupt_snapshot_falls_back_to_older_or_scan() {
 fn leader_epoch_cache_follows_appends_and_truncation() {
     let f = fixture();
     let mut log = f.create(LogConfig::default());
-    log.append_as_leader(&mut batch(2, T0, 5), 0).unwrap();
-    log.append_as_leader(&mut batch(2, T0, 5), 0).unwrap();
-    log.append_as_leader(&mut batch(2, T0, 5), 2).unwrap();
-    log.append_as_leader(&mut batch(2, T0, 5), 1).unwrap(); // stale epoch: cache unchanged
+    log.append_as_leader(&batch(2, T0, 5), 0).unwrap();
+    log.append_as_leader(&batch(2, T0, 5), 0).unwrap();
+    log.append_as_leader(&batch(2, T0, 5), 2).unwrap();
+    log.append_as_leader(&batch(2, T0, 5), 1).unwrap(); // stale epoch: cache unchanged
     assert_eq!(
         log.epoch_entries(),
         &[
@@ -618,7 +616,7 @@ fn truncation_and_full_truncation() {
     let one = batch(2, T0, 20).len();
     let mut log = f.create(cfg(&[("segment.bytes", &(one * 2).to_string())]));
     for _ in 0..6 {
-        log.append_as_leader(&mut batch(2, T0, 20), 0).unwrap();
+        log.append_as_leader(&batch(2, T0, 20), 0).unwrap();
     }
     log.flush().unwrap();
     assert_eq!(log.recovery_point(), 12);
@@ -627,7 +625,7 @@ fn truncation_and_full_truncation() {
     assert_eq!(log.recovery_point(), 4);
     assert_eq!(log.segment_base_offsets(), vec![0, 4]);
     assert!(!log.truncate_to(100).unwrap());
-    let info = log.append_as_leader(&mut batch(2, T0, 20), 0).unwrap();
+    let info = log.append_as_leader(&batch(2, T0, 20), 0).unwrap();
     assert_eq!(info.first_offset, 4);
     log.truncate_fully_and_start_at(100).unwrap();
     assert_eq!(
@@ -640,7 +638,7 @@ fn truncation_and_full_truncation() {
     );
     assert_eq!(log.segment_base_offsets(), vec![100]);
     assert_eq!(
-        log.append_as_leader(&mut batch(1, T0, 20), 0)
+        log.append_as_leader(&batch(1, T0, 20), 0)
             .unwrap()
             .first_offset,
         100
@@ -660,7 +658,7 @@ fn retention_by_time_and_size() {
         ("retention.ms", "10000"),
     ]));
     for i in 0..9 {
-        log.append_as_leader(&mut batch(1, T0 + i * 1000, 100), 0)
+        log.append_as_leader(&batch(1, T0 + i * 1000, 100), 0)
             .unwrap();
     }
     assert_eq!(log.segment_base_offsets(), vec![0, 2, 4, 6, 8]);
@@ -687,7 +685,7 @@ fn retention_by_time_and_size() {
         ("retention.bytes", &(one * 3).to_string()),
     ]));
     for _ in 0..9 {
-        log.append_as_leader(&mut batch(1, T0, 100), 0).unwrap();
+        log.append_as_leader(&batch(1, T0, 100), 0).unwrap();
     }
     assert_eq!(log.enforce_retention().unwrap(), 3);
     assert_eq!(log.segment_base_offsets(), vec![6, 8]);
@@ -711,21 +709,21 @@ fn flush_policy_and_recovery_point() {
     };
     let mut log = f.open(cfg(&[("flush.messages", "1")]), opts);
     let syncs = io.syncs();
-    log.append_as_leader(&mut batch(2, T0, 10), 0).unwrap();
+    log.append_as_leader(&batch(2, T0, 10), 0).unwrap();
     assert_eq!(log.recovery_point(), 2);
     assert!(io.syncs() > syncs, "flush.messages=1 fsyncs every append");
     let mut log = f.reopen(cfg(&[("flush.ms", "1000")]), true);
     log.flush().unwrap();
     assert_eq!(log.recovery_point(), 2);
-    log.append_as_leader(&mut batch(2, T0, 10), 0).unwrap();
+    log.append_as_leader(&batch(2, T0, 10), 0).unwrap();
     assert_eq!(log.recovery_point(), 2);
     assert!(!log.flush_if_due(T0 + 10).unwrap());
     assert!(log.flush_if_due(T0 + 1000).unwrap());
     assert_eq!(log.recovery_point(), 4);
     // A roll makes the rolled segment due, but not the new active one.
-    log.append_as_leader(&mut batch(2, T0, 10), 0).unwrap();
+    log.append_as_leader(&batch(2, T0, 10), 0).unwrap();
     log.roll().unwrap();
-    log.append_as_leader(&mut batch(2, T0, 10), 0).unwrap();
+    log.append_as_leader(&batch(2, T0, 10), 0).unwrap();
     assert!(log.flush_if_due(T0 + 1001).unwrap());
     assert_eq!(log.recovery_point(), 6);
     assert!(!log.flush_if_due(T0 + 1002).unwrap());
@@ -742,18 +740,18 @@ fn torn_write_then_recovery() {
     };
     let mut log = f.open(LogConfig::default(), opts);
     for _ in 0..5 {
-        log.append_as_leader(&mut batch(3, T0, 40), 0).unwrap();
+        log.append_as_leader(&batch(3, T0, 40), 0).unwrap();
     }
     let want = read_all(&log);
     io.crash_after_bytes(70);
-    assert!(log.append_as_leader(&mut batch(3, T0, 40), 0).is_err());
+    assert!(log.append_as_leader(&batch(3, T0, 40), 0).is_err());
     assert!(io.crashed());
     drop(log);
     let mut log = f.reopen(LogConfig::default(), false);
     assert_eq!(log.log_end_offset(), 15);
     assert_eq!(read_all(&log), want);
     assert_eq!(
-        log.append_as_leader(&mut batch(1, T0, 40), 0)
+        log.append_as_leader(&batch(1, T0, 40), 0)
             .unwrap()
             .first_offset,
         15
@@ -781,10 +779,40 @@ fn closed_log_refuses_work() {
     let mut log = f.create(LogConfig::default());
     log.close_in_place().unwrap();
     assert!(matches!(
-        log.append_as_leader(&mut batch(1, T0, 1), 0),
+        log.append_as_leader(&batch(1, T0, 1), 0),
         Err(StorageError::Closed(_))
     ));
     let log = f.reopen(LogConfig::default(), true);
     log.delete().unwrap();
     assert!(!f.dir.exists());
+}
+
+#[test]
+fn large_batches_go_out_as_header_and_records_and_a_tear_between_them_is_cut() {
+    let f = fixture();
+    let io = FaultyIo::new();
+    let opts = LogOpenOptions {
+        clean_shutdown: true,
+        io: io.clone(),
+        ..Default::default()
+    };
+    let mut log = f.open(LogConfig::default(), opts);
+    // 2 records of 40 KB: past the size below which header and records are joined.
+    let big = batch(2, T0, 40_000);
+    log.append_as_leader(&big, 3).unwrap();
+    log.append_as_leader(&batch(1, T0, 10), 3).unwrap();
+    let want = read_all(&log);
+    let mut stored = big.clone();
+    set_base_offset(&mut stored, 0);
+    set_partition_leader_epoch(&mut stored, 3);
+    assert_eq!(want[0].1, stored);
+    // The header reaches the file, the records do not.
+    io.crash_after_bytes(HEADER_SIZE as u64);
+    assert!(log.append_as_leader(&big, 3).is_err());
+    assert!(io.crashed());
+    drop(log);
+    let mut log = f.reopen(LogConfig::default(), false);
+    assert_eq!(log.log_end_offset(), 3);
+    assert_eq!(read_all(&log), want);
+    assert_eq!(log.append_as_leader(&big, 3).unwrap().first_offset, 3);
 }

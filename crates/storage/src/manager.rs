@@ -535,7 +535,7 @@ mod tests {
         let tps: Vec<_> = (0..4).map(|p| TopicPartition::new("orders", p)).collect();
         for (i, tp) in tps.iter().enumerate() {
             let log = m.get_or_create(tp, LogConfig::default()).unwrap();
-            log.write().append_as_leader(&mut batch(i + 1), 0).unwrap();
+            log.write().append_as_leader(&batch(i + 1), 0).unwrap();
         }
         assert_eq!(m.all().len(), 4);
         let in_a = tps
@@ -600,7 +600,7 @@ mod tests {
         assert!(m.get(&tps[1]).is_none());
         assert!(!m.delete(&tps[1]).unwrap());
         assert_eq!(slice.read_bytes().unwrap().len(), slice.len);
-        assert!(log.write().append_as_leader(&mut batch(1), 0).is_err());
+        assert!(log.write().append_as_leader(&batch(1), 0).is_err());
         m.shutdown().unwrap();
         let m = manager(&dirs);
         assert_eq!(m.all().len(), 3);
@@ -614,7 +614,7 @@ mod tests {
         let tp = TopicPartition::new("t", 0);
         let log = m.get_or_create(&tp, LogConfig::default()).unwrap();
         for _ in 0..3 {
-            log.write().append_as_leader(&mut batch(2), 0).unwrap();
+            log.write().append_as_leader(&batch(2), 0).unwrap();
         }
         let seg = log.read().dir().join("00000000000000000000.log");
         drop(log);
@@ -654,9 +654,9 @@ mod tests {
                 .get_or_create(&TopicPartition::new("t", p), config.clone())
                 .unwrap();
             let mut log = log.write();
-            log.append_as_leader(&mut batch(1), 0).unwrap();
+            log.append_as_leader(&batch(1), 0).unwrap();
             log.roll().unwrap();
-            log.append_as_leader(&mut batch(1), 0).unwrap();
+            log.append_as_leader(&batch(1), 0).unwrap();
         }
         assert_eq!(m.flush_due(T0 + 100).unwrap(), 3);
         clock.advance(1001);

@@ -186,9 +186,7 @@ fn run(
                     b.push(r);
                     recs.push((key, value, ts + i as i64));
                 }
-                let info = l
-                    .append_as_leader(&mut b.build().unwrap().to_vec(), 0)
-                    .unwrap();
+                let info = l.append_as_leader(&b.build().unwrap(), 0).unwrap();
                 for (i, (key, value, ts)) in recs.into_iter().enumerate() {
                     let r = Rec {
                         offset: info.first_offset + i as i64,

@@ -82,11 +82,8 @@ fn clean() -> LogOpenOptions {
 fn write_and_crash(dir: &Path, config: &LogConfig, shapes: &[(usize, usize)]) -> Vec<OnDisk> {
     let mut log = open(dir, config, clean());
     for (i, &(records, value_len)) in shapes.iter().enumerate() {
-        log.append_as_leader(
-            &mut batch(records, value_len, T0 - 10_000 + i as i64 * 10),
-            0,
-        )
-        .unwrap();
+        log.append_as_leader(&batch(records, value_len, T0 - 10_000 + i as i64 * 10), 0)
+            .unwrap();
     }
     drop(log);
     on_disk(dir)
@@ -154,7 +151,7 @@ fn check_survivors(log: &mut Log, expected: &[OnDisk], empty_end: i64) {
             assert_eq!(r.first_offset, b.base, "index lookup of offset {o}");
         }
     }
-    let info = log.append_as_leader(&mut batch(2, 10, T0), 0).unwrap();
+    let info = log.append_as_leader(&batch(2, 10, T0), 0).unwrap();
     assert_eq!(info.first_offset, end);
     assert_eq!(read_everything(log).len(), expected.len() + 1);
 }
@@ -265,11 +262,11 @@ fn torn_write_through_the_io_seam() {
             },
         );
         for _ in 0..4 {
-            log.append_as_leader(&mut batch(3, 50, T0), 0).unwrap();
+            log.append_as_leader(&batch(3, 50, T0), 0).unwrap();
         }
         let expected = on_disk(&dir);
         io.crash_after_bytes(budget);
-        assert!(log.append_as_leader(&mut batch(3, 50, T0), 0).is_err());
+        assert!(log.append_as_leader(&batch(3, 50, T0), 0).is_err());
         drop(log);
         let mut log = open(&dir, &config, unclean(0));
         check_survivors(&mut log, &expected, 0);
@@ -351,7 +348,7 @@ fn damaged_index_files_are_rebuilt() {
             while log.segment_count() < 4
                 || log.log_end_offset() - *log.segment_base_offsets().last().unwrap() < 16
             {
-                log.append_as_leader(&mut batch(1 + n % 4, 80, T0 - 50_000 + n as i64 * 100), 0)
+                log.append_as_leader(&batch(1 + n % 4, 80, T0 - 50_000 + n as i64 * 100), 0)
                     .unwrap();
                 n += 1;
             }
@@ -397,7 +394,7 @@ fn clean_reopen_does_not_rewrite_sound_indexes() {
     let config = config(3000);
     let mut log = open(&dir, &config, clean());
     for _ in 0..30 {
-        log.append_as_leader(&mut batch(2, 100, T0), 0).unwrap();
+        log.append_as_leader(&batch(2, 100, T0), 0).unwrap();
     }
     log.close().unwrap();
     let before: Vec<(PathBuf, Vec<u8>)> = fs::read_dir(&dir)

@@ -6,7 +6,7 @@
 #![allow(clippy::unwrap_used)]
 
 use fjord_common::{ManualClock, TopicPartition};
-use fjord_protocol::batch::{BatchHeader, BatchIter};
+use fjord_protocol::batch::{set_base_offset, set_partition_leader_epoch, BatchHeader, BatchIter};
 use fjord_protocol::compression::Compression;
 use fjord_protocol::records::{decode_batch, BatchBuilder, Record};
 use fjord_storage::{Log, LogConfig, LogOpenOptions, StorageError};
@@ -158,6 +158,13 @@ fn read_everything(log: &Log) -> Vec<(i64, Vec<u8>)> {
     out
 }
 
+/// A produced batch as the log stores it: with its offset and leader epoch.
+fn as_stored(mut batch: Vec<u8>, base: i64, epoch: i32) -> Vec<u8> {
+    set_base_offset(&mut batch, base);
+    set_partition_leader_epoch(&mut batch, epoch);
+    batch
+}
+
 fn check_equal(log: &Log, model: &Model) -> Result<(), TestCaseError> {
     prop_assert_eq!(log.log_start_offset(), model.log_start);
     prop_assert_eq!(log.log_end_offset(), model.log_end);
@@ -191,15 +198,15 @@ fn run(config: LogConfig, ops: Vec<Op>) -> Result<(), TestCaseError> {
                 ts_back,
                 gzip,
             } => {
-                let mut b = plain_batch(records, value_len, T0 - ts_back, gzip);
-                match log.append_as_leader(&mut b, epoch) {
+                let b = plain_batch(records, value_len, T0 - ts_back, gzip);
+                match log.append_as_leader(&b, epoch) {
                     Ok(info) => {
                         prop_assert_eq!(info.first_offset, model.log_end);
                         prop_assert_eq!(info.last_offset, model.log_end + records as i64 - 1);
                         model.batches.push(ModelBatch {
                             base: info.first_offset,
                             last: info.last_offset,
-                            bytes: b,
+                            bytes: as_stored(b, info.first_offset, epoch),
                             producer: None,
                         });
                         model.log_end = info.last_offset + 1;
@@ -212,8 +219,8 @@ fn run(config: LogConfig, ops: Vec<Op>) -> Result<(), TestCaseError> {
                 let seq = model
                     .last_of(pid)
                     .map_or(0, |b| b.producer.map_or(0, |p| p.2 + 1));
-                let mut b = idem_batch(pid, seq, records);
-                let info = log.append_as_leader(&mut b, epoch).map_err(|e| {
+                let b = idem_batch(pid, seq, records);
+                let info = log.append_as_leader(&b, epoch).map_err(|e| {
                     TestCaseError::fail(format!("idempotent append pid {pid} seq {seq}: {e}"))
                 })?;
                 prop_assert!(!info.duplicate);
@@ -221,7 +228,7 @@ fn run(config: LogConfig, ops: Vec<Op>) -> Result<(), TestCaseError> {
                 model.batches.push(ModelBatch {
                     base: info.first_offset,
                     last: info.last_offset,
-                    bytes: b,
+                    bytes: as_stored(b, info.first_offset, epoch),
                     producer: Some((pid, seq, seq + records as i32 - 1)),
                 });
                 model.log_end = info.last_offset + 1;
@@ -234,8 +241,8 @@ fn run(config: LogConfig, ops: Vec<Op>) -> Result<(), TestCaseError> {
                     continue;
                 }
                 let (_, first_seq, last_seq) = last.producer.unwrap();
-                let mut b = idem_batch(pid, first_seq, (last_seq - first_seq + 1) as usize);
-                let info = log.append_as_leader(&mut b, epoch).unwrap();
+                let b = idem_batch(pid, first_seq, (last_seq - first_seq + 1) as usize);
+                let info = log.append_as_leader(&b, epoch).unwrap();
                 prop_assert!(
                     info.duplicate,
                     "retry of pid {} seq {} not detected",

@@ -1,11 +1,12 @@
 //! Produce: validate each partition's single batch, append it, acknowledge.
 //!
 //! Records are never decoded here: the storage layer checks the batch header and CRC, patches
-//! the base offset (and LogAppendTime) in place and appends the bytes as they came.
+//! the base offset and leader epoch (and LogAppendTime) in a copy of the 61-byte batch header
+//! and appends that header and the records straight from the request buffer.
 
 use super::{sb, HandlerResult, RequestContext};
 use crate::errors::storage_error_code;
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use fjord_common::ErrorCode;
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
@@ -14,7 +15,6 @@ pub(crate) async fn handle(ctx: &RequestContext<'_>) -> HandlerResult {
     let request: ProduceRequest = ctx.decode()?;
     let acks = request.acks;
     let mut response = ProduceResponse::default();
-    let mut scratch = BytesMut::new();
     for topic in request.topic_data {
         let mut topic_response = TopicProduceResponse::default();
         topic_response.name = topic.name.clone();
@@ -36,14 +36,7 @@ pub(crate) async fn handle(ctx: &RequestContext<'_>) -> HandlerResult {
                     "transactions are not supported by this broker yet".to_string(),
                 ))
             } else {
-                append(
-                    ctx,
-                    &topic.name,
-                    data.index,
-                    data.records,
-                    acks,
-                    &mut scratch,
-                )
+                append(ctx, &topic.name, data.index, data.records, acks)
             };
             match result {
                 Ok((base_offset, log_append_time, log_start)) => {
@@ -79,7 +72,6 @@ fn append(
     partition: i32,
     records: Option<Bytes>,
     acks: i16,
-    scratch: &mut BytesMut,
 ) -> AppendResult {
     let Some(p) = ctx.broker.partitions.get(topic, partition) else {
         return Err((
@@ -96,9 +88,6 @@ fn append(
             ))
         }
     };
-    // The request buffer is shared and immutable; the batch is patched in a reused copy.
-    scratch.clear();
-    scratch.extend_from_slice(&records);
     let epoch = p.leader_epoch();
     let (info, log_start) = {
         let mut log = p.log.write();
@@ -113,7 +102,7 @@ fn append(
             }
         }
         let info = log
-            .append_as_leader(&mut scratch[..], epoch)
+            .append_as_leader(&records, epoch)
             .map_err(|e| (storage_error_code(&e), e.to_string()))?;
         (info, log.log_start_offset())
     };
