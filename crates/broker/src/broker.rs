@@ -423,6 +423,11 @@ impl Broker {
                     if let Err(e) = b.logs.flush_due(b.clock.now_ms()) {
                         tracing::error!(error = %e, "scheduled flush failed");
                     }
+                    // Deleted logs close their files here, off the request path.
+                    let closed = b.logs.sweep_deleted();
+                    if closed > 0 {
+                        tracing::debug!(logs = closed, "closed the files of deleted logs");
+                    }
                 },
             ),
             ("cleaner", every(self.config.log_cleaner_backoff_ms), |b| {
