@@ -729,16 +729,21 @@ fn flush_policy_and_recovery_point() {
     assert!(!log.flush_if_due(T0 + 1002).unwrap());
 }
 
-#[test]
-fn torn_write_then_recovery() {
-    let f = fixture();
+/// A fresh log with default config whose writes go through a [`FaultyIo`].
+fn faulty_log(f: &Fixture) -> (Log, Arc<FaultyIo>) {
     let io = FaultyIo::new();
     let opts = LogOpenOptions {
         clean_shutdown: true,
         io: io.clone(),
         ..Default::default()
     };
-    let mut log = f.open(LogConfig::default(), opts);
+    (f.open(LogConfig::default(), opts), io)
+}
+
+#[test]
+fn torn_write_then_recovery() {
+    let f = fixture();
+    let (mut log, io) = faulty_log(&f);
     for _ in 0..5 {
         log.append_as_leader(&batch(3, T0, 40), 0).unwrap();
     }
@@ -790,13 +795,7 @@ fn closed_log_refuses_work() {
 #[test]
 fn large_batches_go_out_as_header_and_records_and_a_tear_between_them_is_cut() {
     let f = fixture();
-    let io = FaultyIo::new();
-    let opts = LogOpenOptions {
-        clean_shutdown: true,
-        io: io.clone(),
-        ..Default::default()
-    };
-    let mut log = f.open(LogConfig::default(), opts);
+    let (mut log, io) = faulty_log(&f);
     // 2 records of 40 KB: past the size below which header and records are joined.
     let big = batch(2, T0, 40_000);
     log.append_as_leader(&big, 3).unwrap();
