@@ -4,7 +4,8 @@
 //! segment travels as its own chunk and is never copied into the header buffer.
 
 use crate::server::ResponseChunks;
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{BufMut, Bytes};
+use fjord_protocol::chunked::ChunkWriter;
 
 /// One partition of a fetch response.
 pub(crate) struct FetchedPartition {
@@ -24,69 +25,6 @@ pub(crate) struct FetchedTopic {
     pub(crate) partitions: Vec<FetchedPartition>,
 }
 
-struct Writer {
-    flexible: bool,
-    current: BytesMut,
-    chunks: Vec<Bytes>,
-}
-
-impl Writer {
-    fn uvarint(&mut self, mut v: u64) {
-        while v >= 0x80 {
-            self.current.put_u8((v as u8) | 0x80);
-            v >>= 7;
-        }
-        self.current.put_u8(v as u8);
-    }
-
-    fn array_len(&mut self, n: usize) {
-        if self.flexible {
-            self.uvarint(n as u64 + 1);
-        } else {
-            self.current.put_i32(n as i32);
-        }
-    }
-
-    fn string(&mut self, s: &[u8]) {
-        if self.flexible {
-            self.uvarint(s.len() as u64 + 1);
-        } else {
-            self.current.put_i16(s.len() as i16);
-        }
-        self.current.put_slice(s);
-    }
-
-    fn tagged_fields(&mut self) {
-        if self.flexible {
-            self.current.put_u8(0);
-        }
-    }
-
-    fn records(&mut self, records: &Option<Bytes>) {
-        match records {
-            None => {
-                if self.flexible {
-                    self.uvarint(0);
-                } else {
-                    self.current.put_i32(-1);
-                }
-            }
-            Some(data) => {
-                if self.flexible {
-                    self.uvarint(data.len() as u64 + 1);
-                } else {
-                    self.current.put_i32(data.len() as i32);
-                }
-                if !data.is_empty() {
-                    let head = std::mem::take(&mut self.current).freeze();
-                    self.chunks.push(head);
-                    self.chunks.push(data.clone());
-                }
-            }
-        }
-    }
-}
-
 /// Encodes a complete response frame (length prefix included) as chunks.
 pub(crate) fn encode(
     version: i16,
@@ -96,62 +34,50 @@ pub(crate) fn encode(
     topics: &[FetchedTopic],
 ) -> ResponseChunks {
     let flexible = version >= 12;
-    let mut w = Writer {
-        flexible,
-        current: BytesMut::with_capacity(256),
-        chunks: Vec::with_capacity(8),
-    };
+    let mut w = ChunkWriter::new(flexible);
     // Response header: correlation id (+ tagged fields in header v1).
-    w.current.put_i32(correlation_id);
+    w.fixed().put_i32(correlation_id);
     w.tagged_fields();
-    w.current.put_i32(0); // throttle_time_ms (v1+)
+    w.fixed().put_i32(0); // throttle_time_ms (v1+)
     if version >= 7 {
-        w.current.put_i16(error_code);
-        w.current.put_i32(session_id);
+        w.fixed().put_i16(error_code);
+        w.fixed().put_i32(session_id);
     }
     w.array_len(topics.len());
     for topic in topics {
         w.string(&topic.name);
         w.array_len(topic.partitions.len());
         for p in &topic.partitions {
-            w.current.put_i32(p.partition);
-            w.current.put_i16(p.error_code);
-            w.current.put_i64(p.high_watermark);
-            w.current.put_i64(p.last_stable_offset);
+            w.fixed().put_i32(p.partition);
+            w.fixed().put_i16(p.error_code);
+            w.fixed().put_i64(p.high_watermark);
+            w.fixed().put_i64(p.last_stable_offset);
             if version >= 5 {
-                w.current.put_i64(p.log_start_offset);
+                w.fixed().put_i64(p.log_start_offset);
             }
             if p.read_committed {
                 w.array_len(0);
             } else if flexible {
                 w.uvarint(0);
             } else {
-                w.current.put_i32(-1);
+                w.fixed().put_i32(-1);
             }
             if version >= 11 {
-                w.current.put_i32(-1); // preferred_read_replica
+                w.fixed().put_i32(-1); // preferred_read_replica
             }
-            w.records(&p.records);
+            w.records(p.records.as_ref());
             w.tagged_fields();
         }
         w.tagged_fields();
     }
     w.tagged_fields();
-    let tail = w.current.freeze();
-    if !tail.is_empty() {
-        w.chunks.push(tail);
-    }
-    let size: usize = w.chunks.iter().map(Bytes::len).sum();
-    let mut out = Vec::with_capacity(w.chunks.len() + 1);
-    out.push(Bytes::copy_from_slice(&(size as i32).to_be_bytes()));
-    out.extend(w.chunks);
-    out
+    w.finish()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use bytes::Buf;
+    use bytes::{Buf, BytesMut};
     use kafka_protocol::messages::{FetchResponse, ResponseHeader};
     use kafka_protocol::protocol::Decodable;
 

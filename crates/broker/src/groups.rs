@@ -11,7 +11,6 @@
 
 use crate::broker::{Broker, OFFSETS_TOPIC};
 use crate::config::BrokerConfig;
-
 use fjord_common::ErrorCode;
 use fjord_coordinator::{
     Effect, GroupConfig, GroupCoordinator, PersistRecord, RequestId, Response,

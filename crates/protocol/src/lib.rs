@@ -24,6 +24,7 @@
 //! ```
 
 pub mod batch;
+pub mod chunked;
 pub mod compression;
 pub mod frame;
 pub mod records;

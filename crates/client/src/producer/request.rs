@@ -1,13 +1,14 @@
-//! Produce requests written as chunks: the framing (length, header, topic and partition
-//! fields) in one small buffer, each sealed record batch as its own `Bytes` between its
-//! pieces. The socket takes them with one vectored write, so a batch of a megabyte is never
-//! copied into a request buffer on its way out.
+//! Produce requests written as chunks (`fjord_protocol::chunked`): the framing in small
+//! buffers, each sealed record batch as its own `Bytes` between them. The socket takes them
+//! with one vectored write, so a batch of a megabyte is never copied into a request buffer on
+//! its way out.
 //!
 //! The layout is Kafka's ProduceRequest for versions 3–11 (flexible, with compact lengths and
 //! tagged fields, from 9), behind request header v1 (v2 from 9). A test checks every version
 //! byte for byte against kafka-protocol's generated encoder.
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{BufMut, Bytes};
+use fjord_protocol::chunked::ChunkWriter;
 
 /// The records of one partition.
 pub(crate) struct PartitionRecords {
@@ -33,89 +34,32 @@ pub(crate) struct ProduceHeader<'a> {
 /// Kafka's ProduceRequest API key.
 const PRODUCE_KEY: i16 = 0;
 
-fn put_uvarint(buf: &mut BytesMut, mut v: u64) {
-    while v >= 0x80 {
-        buf.put_u8((v as u8) | 0x80);
-        v >>= 7;
-    }
-    buf.put_u8(v as u8);
-}
-
-fn put_string(buf: &mut BytesMut, s: &str, flexible: bool) {
-    if flexible {
-        put_uvarint(buf, s.len() as u64 + 1);
-    } else {
-        buf.put_i16(s.len() as i16);
-    }
-    buf.put_slice(s.as_bytes());
-}
-
-fn put_array_len(buf: &mut BytesMut, n: usize, flexible: bool) {
-    if flexible {
-        put_uvarint(buf, n as u64 + 1);
-    } else {
-        buf.put_i32(n as i32);
-    }
-}
-
 /// The request as chunks, length prefix included; their concatenation is the frame.
 pub(crate) fn encode(header: &ProduceHeader<'_>, topics: &[TopicRecords<'_>]) -> Vec<Bytes> {
-    let flexible = header.version >= 9;
-    let mut meta = BytesMut::with_capacity(64 + topics.len() * 32);
-    // Where each batch goes: (offset in `meta` it follows, the batch).
-    let mut splices: Vec<(usize, Bytes)> = Vec::new();
-    meta.put_i32(0); // the size, patched below
-    meta.put_i16(PRODUCE_KEY);
-    meta.put_i16(header.version);
-    meta.put_i32(header.correlation_id);
-    put_string(&mut meta, header.client_id, false); // client_id is never compact
-    if flexible {
-        put_uvarint(&mut meta, 0); // header tagged fields
-    }
-    // transactional_id: null
-    if flexible {
-        put_uvarint(&mut meta, 0);
-    } else {
-        meta.put_i16(-1);
-    }
-    meta.put_i16(header.acks);
-    meta.put_i32(header.timeout_ms);
-    put_array_len(&mut meta, topics.len(), flexible);
+    let mut w = ChunkWriter::new(header.version >= 9);
+    // Request header v1, v2 from flexible versions (whose client_id is still not compact).
+    w.fixed().put_i16(PRODUCE_KEY);
+    w.fixed().put_i16(header.version);
+    w.fixed().put_i32(header.correlation_id);
+    w.fixed().put_i16(header.client_id.len() as i16);
+    w.fixed().put_slice(header.client_id.as_bytes());
+    w.tagged_fields();
+    w.null_string(); // transactional_id
+    w.fixed().put_i16(header.acks);
+    w.fixed().put_i32(header.timeout_ms);
+    w.array_len(topics.len());
     for topic in topics {
-        put_string(&mut meta, topic.name, flexible);
-        put_array_len(&mut meta, topic.partitions.len(), flexible);
+        w.string(topic.name.as_bytes());
+        w.array_len(topic.partitions.len());
         for p in &topic.partitions {
-            meta.put_i32(p.partition);
-            if flexible {
-                put_uvarint(&mut meta, p.records.len() as u64 + 1);
-            } else {
-                meta.put_i32(p.records.len() as i32);
-            }
-            splices.push((meta.len(), p.records.clone()));
-            if flexible {
-                put_uvarint(&mut meta, 0); // partition tagged fields
-            }
+            w.fixed().put_i32(p.partition);
+            w.records(Some(&p.records));
+            w.tagged_fields();
         }
-        if flexible {
-            put_uvarint(&mut meta, 0); // topic tagged fields
-        }
+        w.tagged_fields();
     }
-    if flexible {
-        put_uvarint(&mut meta, 0); // request tagged fields
-    }
-    let size = meta.len() - 4 + splices.iter().map(|(_, b)| b.len()).sum::<usize>();
-    meta[..4].copy_from_slice(&(size as i32).to_be_bytes());
-    let meta = meta.freeze();
-    let mut chunks = Vec::with_capacity(splices.len() * 2 + 1);
-    let mut from = 0;
-    for (at, batch) in splices {
-        chunks.push(meta.slice(from..at));
-        chunks.push(batch);
-        from = at;
-    }
-    chunks.push(meta.slice(from..));
-    chunks.retain(|c| !c.is_empty());
-    chunks
+    w.tagged_fields();
+    w.finish()
 }
 
 #[cfg(test)]
