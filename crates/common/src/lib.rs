@@ -16,7 +16,9 @@
 mod clock;
 mod error_code;
 mod ids;
+mod properties;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error_code::ErrorCode;
 pub use ids::{LeaderEpoch, NodeId, Offset, TopicPartition};
+pub use properties::parse_properties;
