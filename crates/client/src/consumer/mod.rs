@@ -436,6 +436,7 @@ impl Consumer {
             }
             self.send_fetches();
             let records = self.collect_records()?;
+            // Again for partitions that held two responses: one was just drained.
             self.send_fetches();
             if !records.is_empty() {
                 return Ok(records);
